@@ -1,0 +1,305 @@
+"""The starting population: the system as published at 31 March of the start year.
+
+Published stocks come from the calibration table, per LA:
+- looked after: by legal status (care order, placement order, s20 and other; interim care
+  orders start in `proceedings`, in care), UASC, ages by band, placements by type;
+- child protection plans with their published time-so-far bands;
+- children in need on a plan (s17): DfE's CIN count at 31 March less the children it also
+  counts in other states (CPP, CLA, and the assumed stocks of referral, s47,
+  pre-proceedings and proceedings at home), floored at zero.
+States with nothing published take the scenario's `initial_state.assumed_stocks` (national
+totals), shared across LAs by their referrals.
+
+Time already spent in the state is drawn from the state's own sojourn distribution at
+equilibrium (density S(t)/E[T], capped by the child's age) — for CPPs, uniformly within the
+published band — and the rest of the stay from the distribution conditional on that time:
+so the first projected years carry no empty-start (burn-in) artefact. Siblings: children
+in the same LA and state are grouped into families of the scenario's family-size
+distribution, sharing the time already spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
+from caresim.scenario.model import AGE_BANDS, PLACEMENTS
+
+if TYPE_CHECKING:
+    from caresim.engine.simulation import Simulation
+
+S = STATE_INDEX
+PLC = {p: i for i, p in enumerate(PLACEMENTS)}
+CPP_BANDS = (("cpp_at31_le3m", 0, 91), ("cpp_at31_3to6m", 91, 182),
+             ("cpp_at31_6to12m", 182, 365), ("cpp_at31_1to2y", 365, 730),
+             ("cpp_at31_2yplus", 730, 1095))
+AGE_COLS = ("cla_at31_age_u1", "cla_at31_age_1_4", "cla_at31_age_5_9", "cla_at31_age_10_15",
+            "cla_at31_age_16p")
+
+
+@dataclass
+class InitialResult:
+    scheduled: np.ndarray
+    court_cases: list = field(default_factory=list)  # (area, payload, remaining work)
+
+
+def _scaled(counts: np.ndarray, scale: float, g: np.random.Generator) -> np.ndarray:
+    """Counts times scale, rounded stochastically (unbiased)."""
+    x = np.maximum(np.nan_to_num(counts) * scale, 0.0)
+    base = np.floor(x)
+    return (base + (g.random(x.shape) < x - base)).astype(np.int64)
+
+
+def _families(n: int, sizes: np.ndarray, p: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Family sizes covering n children (the last family truncated)."""
+    out, total = [], 0
+    while total < n:
+        s = g.choice(sizes, size=max(16, int((n - total) / 1.5) + 1), p=p)
+        out.append(s)
+        total += int(s.sum())
+    fs = np.concatenate(out)
+    cum = np.cumsum(fs)
+    last = int(np.searchsorted(cum, n))
+    fs = fs[: last + 1].copy()
+    fs[-1] -= int(cum[last] - n)
+    return fs[fs > 0]
+
+
+class _Builder:
+    def __init__(self, sim: "Simulation", occupied: np.ndarray):
+        self.sim = sim
+        self.kids = sim.kids
+        self.occupied = occupied
+        self.g = sim.streams.generator("initial")
+        fs = sim.sc.arrivals.family_size
+        self.sizes = np.array(sorted(fs))
+        self.size_p = np.array([fs[s] for s in self.sizes])
+        self.scheduled: list[np.ndarray] = []
+        self.result = InitialResult(np.empty(0, np.int64))
+        self.ref_share = self._ref_share()
+
+    def _ref_share(self) -> np.ndarray:
+        las = self.sim.las
+        nat = float(las.national["referrals"])
+        return las.column("referrals") / nat if nat > 0 else np.full(las.n, 1 / las.n)
+
+    def add(self, counts: np.ndarray, state: str, ages: np.ndarray | None = None,
+            families: bool = True) -> np.ndarray:
+        """Create children: counts per LA (already scaled). Ages in years, or referral ages."""
+        from caresim.engine.simulation import sample_bands
+
+        n = int(counts.sum())
+        if n == 0:
+            return np.empty(0, np.int64)
+        la = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        if ages is None:
+            ages = sample_bands(self.g.random(n), self.sim.sc.arrivals.age_at_referral)
+        idx = self.kids.add(n, la=la, birth=-ages * DAYS_PER_YEAR, state=S[state], nref=1,
+                            t_lastref=-60.0, t_closed=-np.inf)
+        if families:
+            fams = []
+            start = 0
+            for c in counts:
+                if c:
+                    fs = _families(int(c), self.sizes, self.size_p, self.g)
+                    first = np.repeat(start + np.concatenate([[0], np.cumsum(fs)[:-1]]), fs)
+                    fams.append(idx[0] + first)
+                    start += int(c)
+            self.kids.fam[idx] = np.concatenate(fams)
+        else:
+            self.kids.fam[idx] = idx
+        return idx
+
+    def elapsed(self, idx: np.ndarray, cap_days: np.ndarray | None = None) -> np.ndarray:
+        """Time already spent, from the equilibrium of each child's current rule (shared
+        within a family)."""
+        sim, k = self.sim, self.kids
+        rids = sim._variant(idx)
+        out = np.zeros(idx.size)
+        u = self.g.random(idx.size)
+        # siblings share the first sibling's uniform
+        first = {}
+        fam = k.fam[idx]
+        for j, f in enumerate(fam.tolist()):
+            first.setdefault(f, j)
+        u = u[[first[f] for f in fam.tolist()]]
+        age_days = -k.birth[idx]
+        cap = age_days if cap_days is None else np.minimum(age_days, cap_days)
+        for rid in np.unique(rids):
+            sel = rids == rid
+            r = sim.pathway.rules[rid]
+            d = r.duration[k.la[idx[sel]]]
+            out[sel] = r.sojourn.sample_elapsed(u[sel], cap[sel] / d) * d
+        return out
+
+    def start(self, idx: np.ndarray, elapsed: np.ndarray) -> None:
+        """Draw the rest of the stays and schedule them."""
+        k = self.kids
+        k.t_enter[idx] = -elapsed
+        self.sim._next(idx, np.zeros(idx.size), elapsed=elapsed)
+
+    def place(self, idx: np.ndarray, mix: np.ndarray) -> None:
+        """Initial placements from per-LA mixes (n_la, n_types)."""
+        k = self.kids
+        cum = np.cumsum(mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12), axis=1)
+        u = self.g.random(idx.size)
+        plc = np.minimum((u[:, None] > cum[k.la[idx]]).sum(axis=1), len(PLACEMENTS) - 1)
+        k.plc[idx] = plc
+        k.pref[idx] = plc
+        cap = self.sim._plc_capacity
+        area = self.sim.plc_area[k.la[idx]]
+        pooled = np.isfinite(cap[area, plc])
+        k.pooled[idx] = pooled
+        np.add.at(self.occupied, (area[pooled], plc[pooled]), 1.0)
+
+    def care(self, idx: np.ndarray, legal: str) -> None:
+        k = self.kids
+        k.in_care[idx] = True
+        k.prior_care[idx] = True
+        k.cep[idx] = 1
+        k.legal[idx] = LEGAL_INDEX[legal]
+        k.t_cost[idx] = 0.0
+
+
+def _placement_mix(sim: "Simulation") -> np.ndarray:
+    """Per-LA placement mix of the published stock (n_la, n_types)."""
+    las = sim.las
+    col = las.column
+    foster = col("cla_at31_foster")
+    kin = np.nan_to_num(las.table["cla_at31_kinship_foster"].to_numpy(float), nan=np.nan) \
+        if "cla_at31_kinship_foster" in las.table else np.full(las.n, np.nan)
+    nat = las.national
+    nat_kin_share = (float(nat["cla_at31_kinship_foster"]) / float(nat["cla_at31_foster"])
+                     if "cla_at31_kinship_foster" in nat and np.isfinite(nat["cla_at31_kinship_foster"])
+                     else 0.24)
+    kin = np.where(np.isfinite(kin), kin, foster * nat_kin_share)
+    supply = sim.sc.placements.supply
+    cin = supply["foster_inhouse"].capacity.value if supply.get("foster_inhouse") and supply["foster_inhouse"].capacity else 1.0
+    cag = supply["foster_agency"].capacity.value if supply.get("foster_agency") and supply["foster_agency"].capacity else 1.0
+    inhouse_share = cin / (cin + cag)
+    other = np.maximum(foster - kin, 0.0)
+    mix = np.zeros((las.n, len(PLACEMENTS)))
+    mix[:, PLC["kinship_foster"]] = kin
+    mix[:, PLC["foster_inhouse"]] = other * inhouse_share
+    mix[:, PLC["foster_agency"]] = other * (1 - inhouse_share)
+    mix[:, PLC["residential"]] = col("cla_at31_residential") + col("cla_at31_other_placement")
+    mix[:, PLC["supported"]] = col("cla_at31_supported")
+    mix[:, PLC["placed_with_parents"]] = col("cla_at31_with_parents")
+    # placed_for_adoption arises from placement-order children's adoption dates
+    empty = mix.sum(axis=1) == 0
+    mix[empty, PLC["foster_inhouse"]] = 1.0
+    return mix
+
+
+def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Ages of looked-after children from each LA's published age bands."""
+    from caresim.engine.simulation import sample_bands
+
+    las = sim.las
+    shares = np.stack([las.column(c) for c in AGE_COLS], axis=1)
+    ages = []
+    for i, c in enumerate(counts):
+        if c:
+            row = shares[i] if shares[i].sum() > 0 else np.array([4, 13, 18, 38, 27.0])
+            ages.append(sample_bands(g.random(int(c)), dict(zip(AGE_BANDS, row / row.sum()))))
+    return np.concatenate(ages) if ages else np.empty(0)
+
+
+def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult:
+    """Create the children in the system at the start date; fills `occupied` places."""
+    b = _Builder(sim, occupied)
+    las, g, f = sim.las, b.g, sim.scale
+    col = las.column
+    assumed = {k: v.value for k, v in sim.sc.initial_state.assumed_stocks.items()}
+    mix = _placement_mix(sim)
+    no_adoption = mix.copy()
+
+    # -- looked after (not in proceedings)
+    uasc = _scaled(col("cla_at31_uasc"), f, g)
+    s20 = _scaled(np.maximum(col("cla_at31_s20") + col("cla_at31_other_legal")
+                             - col("cla_at31_uasc"), 0.0), f, g)
+    for legal, counts, is_uasc in (("care_order", _scaled(col("cla_at31_care_order"), f, g), False),
+                                   ("placement_order", _scaled(col("cla_at31_placement_order"), f, g), False),
+                                   ("s20", s20, False), ("s20", uasc, True)):
+        if is_uasc:
+            from caresim.engine.simulation import sample_bands
+            ages = sample_bands(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
+        else:
+            ages = _cla_ages(sim, counts, g)
+        idx = b.add(counts, "looked_after", ages=ages, families=False)
+        if idx.size == 0:
+            continue
+        b.care(idx, legal)
+        sim.kids.uasc[idx] = is_uasc
+        b.place(idx, no_adoption)
+        b.start(idx, b.elapsed(idx))
+
+    # -- care proceedings in progress: in interim care, and at home
+    ico = _scaled(col("cla_at31_ico"), f, g)
+    at_home = _scaled(assumed.get("proceedings", 0.0) * b.ref_share, f, g)
+    idx_ico = b.add(ico, "proceedings", ages=_cla_ages(sim, ico, g))
+    b.care(idx_ico, "interim_care_order")
+    b.place(idx_ico, no_adoption)
+    idx_home = b.add(at_home, "proceedings")
+    _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
+
+    # -- child protection plans with published time so far
+    for colname, lo, hi in CPP_BANDS:
+        counts = _scaled(col(colname), f, g)
+        idx = b.add(counts, "child_protection_plan")
+        if idx.size:
+            sim.kids.prior_cpp[idx] = True
+            el = np.minimum(g.uniform(lo, hi, idx.size), -sim.kids.birth[idx])
+            b.start(idx, el)
+
+    # -- assumed stocks, and CIN plans by subtraction from DfE's CIN count
+    counted_in_cin = ("referral", "s47_enquiry", "pre_proceedings", "proceedings")
+    cin_other = sum(assumed.get(s, 0.0) for s in counted_in_cin) * b.ref_share
+    cin_plan = np.maximum(col("cin_at31") - col("cpp_at31") - col("cla_at31") - cin_other, 0.0)
+    stocks = {s: v * b.ref_share for s, v in assumed.items() if s != "proceedings"}
+    stocks["child_in_need"] = cin_plan
+    for state in sorted(stocks):
+        idx = b.add(_scaled(stocks[state], f, g), state)
+        if idx.size == 0:
+            continue
+        if state in ("returned_home", "special_guardianship", "child_arrangements"):
+            sim.kids.prior_care[idx] = True
+        if state == "closed":
+            sim.kids.t_closed[idx] = 0.0
+        b.start(idx, b.elapsed(idx))
+    b.result.scheduled = np.empty(0, np.int64)  # _next schedules as it goes
+    return b.result
+
+
+def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
+    """Cases in progress at the start: one per family, with the work still to do."""
+    if idx.size == 0:
+        return
+    k = sim.kids
+    r = sim.proc_rule
+    e, _ = sim._draw(r, idx, np.zeros(idx.size), family=True)
+    k.nxt[idx] = e
+    k.rule[idx] = r.rule_id
+    k.t_next[idx] = np.inf
+    order = np.argsort(k.fam[idx], kind="stable")
+    idx = idx[order]
+    cut = np.flatnonzero(np.diff(k.fam[idx])) + 1
+    groups = np.split(idx, cut)
+    first = np.array([grp[0] for grp in groups])
+    u_el = b.g.random(first.size)
+    u_rem = b.g.random(first.size)
+    d = r.duration[k.la[first]]
+    cap = -k.birth[first] / d
+    el = r.sojourn.sample_elapsed(u_el, cap)
+    rem = r.sojourn.sample_residual(u_rem, el) * d
+    areas = sim.court_area[k.la[first]]
+    n_cases = np.bincount(areas, minlength=len(sim.courts))
+    stretch = np.array([max(1.0, n / c.capacity) if c.capacity > 0 else 1.0
+                        for n, c in zip(n_cases, sim.courts)])
+    for grp, a, w, e0 in zip(groups, areas.tolist(), rem.tolist(), (el * d).tolist()):
+        t_issue = -e0 * stretch[a]
+        k.t_enter[grp] = t_issue
+        b.result.court_cases.append((a, (grp, t_issue), w))

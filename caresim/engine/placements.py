@@ -1,0 +1,58 @@
+"""Placement supply: SimPy containers of places per area and type, with fallback.
+
+A child entering care asks for its preferred placement type; if that type's pool in its
+area is empty it takes the first type with a free place in the scenario's `fallback`
+order (e.g. in-house foster -> agency foster -> residential). If every pool in the chain is
+full the child is still placed, in the last type of the chain, as a spot purchase outside
+the modelled supply (counted as `placements_over_capacity`): children are never left
+without a placement. Types without a capacity are unlimited.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+
+
+class PlacementSupply:
+    """Pools of places: one `simpy.Container` per (area, placement type) with a capacity."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        capacity: np.ndarray,  # (n_areas, n_types), np.inf = unlimited
+        occupied: np.ndarray,  # (n_areas, n_types) places taken at the start
+        fallback: list[list[int]],  # per preferred type: the chain of types to try, itself first
+    ):
+        self.env = env
+        self.fallback = fallback
+        self.pools: dict[tuple[int, int], simpy.Container] = {}
+        for a, t in zip(*np.nonzero(np.isfinite(capacity))):
+            cap = max(float(capacity[a, t]), float(occupied[a, t]), 1.0)
+            self.pools[(int(a), int(t))] = simpy.Container(
+                env, capacity=cap, init=max(cap - float(occupied[a, t]), 0.0)
+            )
+        self.over_capacity = 0
+
+    def request(self, area: int, preferred: int) -> tuple[int, bool]:
+        """Place a child now: returns (placement type, holds a pooled place)."""
+        chain = self.fallback[preferred]
+        for t in chain:
+            pool = self.pools.get((area, t))
+            if pool is None:
+                return t, False  # unlimited type
+            if pool.level >= 1:
+                pool.get(1)
+                return t, True
+        self.over_capacity += 1
+        return chain[-1], False
+
+    def release(self, area: int, placement: int) -> None:
+        """Give a pooled place back."""
+        pool = self.pools.get((area, placement))
+        if pool is not None and pool.level + 1 <= pool.capacity:
+            pool.put(1)
+
+    def occupancy(self) -> dict[tuple[int, int], float]:
+        """Places taken per (area, type) pool."""
+        return {k: c.capacity - c.level for k, c in self.pools.items()}

@@ -1,0 +1,122 @@
+"""Recorders: flows per financial year, stocks at 31 March, costs — per LA.
+
+`year` in the records is the financial year ending 31 March of that year: a stock is
+counted at 31 March `year` (the end of the day, i.e. at the 1 April boundary), a flow over
+April year-1 to March year. Everything is kept per LA index as float arrays and turned
+into long records once at the end.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from caresim.pathway.compiled import LEGAL_INDEX, STATE_INDEX
+from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS
+
+if TYPE_CHECKING:
+    from caresim.engine.children import Children
+    from caresim.engine.simulation import Simulation
+
+S = STATE_INDEX
+STOCK_STATES = {
+    "child_in_need.plan": "child_in_need",
+    "child_protection_plan": "child_protection_plan",
+    "pre_proceedings": "pre_proceedings",
+    "in_proceedings": "proceedings",
+    "early_help": "early_help",
+    "returned_home": "returned_home",
+    "special_guardianship": "special_guardianship",
+    "child_arrangements": "child_arrangements",
+}
+DFE_CIN = [S[s] for s in ("referral", "child_in_need", "s47_enquiry", "child_protection_plan",
+                          "pre_proceedings", "proceedings", "looked_after")]
+
+
+class Recorder:
+    """Accumulates flows (n_years x n_la) and stocks ((n_years + 1) x n_la)."""
+
+    def __init__(self, edges: np.ndarray, n_la: int, first_year: int):
+        self.edges = edges
+        self.n_years = len(edges) - 1
+        self.n_la = n_la
+        self.first_year = first_year  # start date's year: stocks at 31 March first_year
+        self.flows: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((self.n_years, n_la)))
+        self.stocks: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((self.n_years + 1, n_la)))
+
+    def _year(self, t: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.edges, t, side="right") - 1
+
+    def flow(self, metric: str, t: np.ndarray, la: np.ndarray) -> None:
+        """Count one event per element at times t (days) in LAs la."""
+        self.flow_value(metric, t, la, None)
+
+    def flow_value(self, metric: str, t: np.ndarray, la: np.ndarray, value: np.ndarray | None) -> None:
+        """Add `value` (default 1) per event to its financial year and LA."""
+        y = self._year(np.asarray(t, float))
+        ok = (y >= 0) & (y < self.n_years)
+        if not ok.any():
+            return
+        w = None if value is None else np.asarray(value, float)[ok]
+        flat = np.bincount(y[ok] * self.n_la + np.asarray(la)[ok], weights=w,
+                           minlength=self.n_years * self.n_la)
+        self.flows[metric] += flat.reshape(self.n_years, self.n_la)
+
+    def add_by_year(self, metric: str, year: np.ndarray, la: np.ndarray, value: np.ndarray) -> None:
+        """Add values to given year indices (used for costs accrued over time)."""
+        ok = (year >= 0) & (year < self.n_years)
+        if not ok.any():
+            return
+        flat = np.bincount(year[ok] * self.n_la + la[ok], weights=value[ok],
+                           minlength=self.n_years * self.n_la)
+        self.flows[metric] += flat.reshape(self.n_years, self.n_la)
+
+    def snapshot(self, k: int, kids: "Children", sim: "Simulation") -> None:
+        """Stocks at year edge k (31 March of first_year + k)."""
+        n = kids.n
+        live = ~kids.done[:n]
+        state = kids.state[:n]
+        la = kids.la[:n]
+        t = float(sim.edges[k])
+
+        def count(mask: np.ndarray) -> np.ndarray:
+            return np.bincount(la[mask & live], minlength=self.n_la).astype(float)
+
+        in_care = kids.in_care[:n]
+        self.stocks["looked_after"][k] = count(in_care)
+        plc = np.where((kids.t_pfa[:n] <= t) & in_care, PLACEMENTS.index("placed_for_adoption"),
+                       kids.plc[:n])
+        plc = np.where((plc < 0) & in_care, kids.pref[:n], plc)
+        for i, p in enumerate(PLACEMENTS):
+            self.stocks[f"looked_after.{p}"][k] = count(in_care & (plc == i))
+        for ls in LEGAL_STATUSES:
+            self.stocks[f"looked_after.{ls}"][k] = count(in_care & (kids.legal[:n] == LEGAL_INDEX[ls]))
+        self.stocks["looked_after.uasc"][k] = count(in_care & kids.uasc[:n])
+        self.stocks["child_in_need"][k] = count(np.isin(state, DFE_CIN))
+        for metric, s in STOCK_STATES.items():
+            self.stocks[metric][k] = count(state == S[s])
+
+    def records(self, codes: list[str], factor: float) -> pd.DataFrame:
+        """Long records (metric, year, geography, value), counts multiplied by `factor`."""
+        flows = dict(self.flows)
+        cost_keys = [m for m in flows if m.startswith("cost.placements.")]
+        if cost_keys:
+            flows["cost.placements"] = sum(flows[m] for m in cost_keys)
+        flows["cost.total"] = flows.get("cost.placements", 0) + flows.get(
+            "cost.court", np.zeros((self.n_years, self.n_la)))
+        frames = []
+        years_f = np.arange(self.first_year + 1, self.first_year + 1 + self.n_years)
+        years_s = np.arange(self.first_year, self.first_year + 1 + self.n_years)
+        for data, years in ((flows, years_f), (dict(self.stocks), years_s)):
+            for metric in sorted(data):
+                arr = np.asarray(data[metric], float) * factor
+                frames.append(pd.DataFrame({
+                    "metric": metric,
+                    "year": np.repeat(years, self.n_la),
+                    "geography": np.tile(codes, len(years)),
+                    "value": arr.reshape(-1),
+                }))
+        return pd.concat(frames, ignore_index=True)

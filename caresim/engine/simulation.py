@@ -1,0 +1,599 @@
+"""One replication of the care pathway: vectorised stays, SimPy for court and placements.
+
+How time advances (DESIGN.md, "Performance"): the horizon is cut into windows of about a
+week, aligned to 1 April so that stocks at 31 March are exact. Within a window, every
+child whose next transition falls in it moves on in vectorised batches (each stay's exit
+and duration drawn by inversion, hazard multipliers applied exactly). The stages with
+finite capacity (the family court, placement pools) are SimPy objects on one clock: a
+batch hands them timestamped requests, the SimPy environment is run to the window's end,
+and the court's completions come back as transitions inside the window. A request that a
+court completion triggers after the environment has reached the window's end (e.g. a
+placement for a child at home during proceedings who is made subject to a care order) is
+served at the window's end: at most 7 days late, and only for the placement choice; the
+child's times and costs are unaffected.
+
+The engine knows nothing of files: it takes a validated `Scenario` and the calibration
+table as a DataFrame, and returns records (metric, year, geography, value).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from caresim.engine.children import Children
+from caresim.engine.court import CourtArea
+from caresim.engine.placements import PlacementSupply
+from caresim.engine.recorder import Recorder
+from caresim.engine.rng import Streams
+from caresim.pathway.compiled import (
+    DAYS_PER_YEAR,
+    LEGAL_INDEX,
+    STATE_INDEX,
+    CompiledRule,
+    Pathway,
+    age_band,
+)
+from caresim.pathway.sojourn import SojournDist
+from caresim.engine.initial import initial_population
+from caresim.population.local import LocalAuthorities
+from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS, Scenario
+
+S = STATE_INDEX
+PLC = {p: i for i, p in enumerate(PLACEMENTS)}
+WINDOW_DAYS = 7.0
+#: states in DfE's "children in need" count at 31 March (open CIN episodes)
+DFE_CIN_STATES = ("referral", "child_in_need", "s47_enquiry", "child_protection_plan",
+                  "pre_proceedings", "proceedings", "looked_after")
+CEASED_REASON = {
+    S["returned_home"]: "returned_home",
+    S["special_guardianship"]: "special_guardianship",
+    S["child_arrangements"]: "child_arrangements",
+    S["adopted"]: "adopted",
+    S["left_care"]: "left_care",
+}
+AGE_OUT_DAYS = 18 * DAYS_PER_YEAR
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """What a replication did, for the manifest and benchmarks."""
+
+    transitions: int
+    children: int
+    simpy_events: int
+    placements_over_capacity: int
+    court_arrivals_served_late: int
+    memory_bytes: int
+
+
+def year_edges(start: dt.date, years: int) -> np.ndarray:
+    """Days from `start` to each 1 April from start to start + years (inclusive)."""
+    return np.array(
+        [(dt.date(start.year + k, 4, 1) - start).days for k in range(years + 1)], dtype=float
+    )
+
+
+def sample_bands(u: np.ndarray, shares: dict[str, float]) -> np.ndarray:
+    """Ages (years) from a band distribution, uniform within each band."""
+    edges = list(AGE_BAND_EDGES) + [18.0]
+    p = np.array([shares.get(b, 0.0) for b in AGE_BANDS])
+    cum = np.cumsum(p / p.sum())
+    band = np.minimum(np.searchsorted(cum, u, side="right"), len(AGE_BANDS) - 1)
+    lo = np.array(edges[:-1])[band]
+    hi = np.array(edges[1:])[band]
+    lower = np.concatenate([[0.0], cum[:-1]])[band]
+    frac = np.clip((u - lower) / np.maximum(cum[band] - lower, 1e-12), 0.0, 1.0 - 1e-9)
+    return lo + frac * (hi - lo)
+
+
+class Simulation:
+    """A single replication. `run()` returns its records at LA level."""
+
+    def __init__(self, scenario: Scenario, la_inputs: pd.DataFrame, seed: int,
+                 replication: int, scale: float = 1.0):
+        self.sc = scenario
+        self.scale = float(scale)
+        self.las = LocalAuthorities.from_inputs(la_inputs, scenario.geography)
+        self.streams = Streams(seed, replication)
+        self.pathway = Pathway(scenario, self.las.n)
+        self._apply_modifiers()
+        self.edges = year_edges(scenario.start, scenario.years)
+        self.horizon = float(self.edges[-1])
+        self.windows = self._windows()
+        self.env = simpy.Environment()
+        self.kids = Children()
+        self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year)
+        self._buckets: dict[int, list[np.ndarray]] = defaultdict(list)
+        self._keys: dict[str, np.uint64] = {}
+        self.transitions = 0
+        self.late_court = 0
+        self.simpy_events = 0
+        self._setup_court()
+        self._setup_placements()
+        self.cost_per_day = np.array(
+            [scenario.placements.supply[p].weekly_cost.value / 7.0
+             if p in scenario.placements.supply else 0.0 for p in PLACEMENTS])
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _apply_modifiers(self) -> None:
+        codes = np.array(self.las.codes)
+        for lv in self.sc.local_variation:
+            per_la = self.las.index(lv.index, lv.bounds)
+            if lv.kind == "hazard":
+                for t in lv.transitions:
+                    self.pathway.multiply_hazard(t, per_la)
+            else:
+                for s in lv.states:
+                    self.pathway.stretch_durations(S[s], per_la)
+        for hm in self.sc.hazard_multipliers:
+            mask = np.ones(self.las.n, bool) if hm.las is None else np.isin(codes, hm.las)
+            self.pathway.multiply_hazard(hm.transition, np.where(mask, hm.value, 1.0))
+
+    def _windows(self) -> np.ndarray:
+        starts = []
+        for a, b in zip(self.edges[:-1], self.edges[1:]):
+            n = int(np.ceil((b - a) / WINDOW_DAYS))
+            starts.extend(np.linspace(a, b, n + 1)[:-1])
+        return np.array(starts + [self.edges[-1]])
+
+    def _setup_court(self) -> None:
+        court = self.sc.court
+        self.court_area, names = self.las.area_of(court.areas)
+        # capacity shared across areas by their demand (LA referrals x care entry index)
+        demand = self.las.column("referrals") * self.las.index("care_entry_index", (0.0, 1e9))
+        share = np.bincount(self.court_area, weights=demand, minlength=len(names))
+        share = share / share.sum() if share.sum() > 0 else np.full(len(names), 1 / len(names))
+        total = court.capacity_cases.value * self.scale * self.las_share()
+        self.courts = [CourtArea(self.env, float(total * s), self._court_done) for s in share]
+        self.proc_rule = self.pathway.rule(S["proceedings"])
+
+    def las_share(self) -> float:
+        """Simulated LAs' share of England's referrals (1 for a national run)."""
+        nat = float(self.las.national["referrals"])
+        return float(self.las.column("referrals").sum() / nat) if nat > 0 else 1.0
+
+    def _setup_placements(self) -> None:
+        pl = self.sc.placements
+        self.plc_area, names = self.las.area_of(pl.geography)
+        stock = self.las.column("cla_at31")
+        area_stock = np.bincount(self.plc_area, weights=stock, minlength=len(names))
+        area_share = area_stock / area_stock.sum() if area_stock.sum() > 0 else np.ones(len(names))
+        cap = np.full((len(names), len(PLACEMENTS)), np.inf)
+        for p, spec in pl.supply.items():
+            if spec.capacity is not None:
+                cap[:, PLC[p]] = spec.capacity.value * self.scale * self.las_share() * area_share
+        chains = []
+        for p in PLACEMENTS:
+            spec = pl.supply.get(p)
+            chains.append([PLC[p]] + ([PLC[f] for f in spec.fallback] if spec else []))
+        self._plc_capacity = cap
+        self._plc_chains = chains
+        self.mix = np.array([[pl.entry_mix.get(b, {}).get(p, 0.0) for p in PLACEMENTS]
+                             for b in AGE_BANDS])
+        self.mix_cum = np.cumsum(self.mix / self.mix.sum(axis=1, keepdims=True), axis=1)
+        self.pfa_dist = SojournDist.from_spec(pl.adoption_placement_lead_days)
+
+    # -- random numbers -------------------------------------------------------------------
+    def _u(self, purpose: str, ids: np.ndarray, counters: np.ndarray) -> np.ndarray:
+        key = self._keys.get(purpose)
+        if key is None:
+            key = self._keys[purpose] = self.streams.key(purpose)
+        return self.streams.uniform(key, ids, counters)
+
+    # -- scheduling -----------------------------------------------------------------------
+    def _schedule(self, idx: np.ndarray) -> None:
+        t = self.kids.t_next[idx]
+        ok = t < self.horizon
+        idx, t = idx[ok], t[ok]
+        if idx.size == 0:
+            return
+        w = np.searchsorted(self.windows, t, side="right") - 1
+        order = np.argsort(w, kind="stable")
+        w, idx = w[order], idx[order]
+        cut = np.flatnonzero(np.diff(w)) + 1
+        for ws, part in zip(np.split(w, cut), np.split(idx, cut)):
+            self._buckets[int(ws[0])].append(part)
+
+    def _at(self, t: float, fn, *args) -> None:
+        """Run `fn(*args)` at time t on the SimPy clock (now, if t is already past)."""
+        delay = t - self.env.now
+        if delay < 0:
+            delay = 0.0
+        self.simpy_events += 1
+        ev = self.env.timeout(delay)
+        ev.callbacks.append(lambda _ev: fn(*args))
+
+    # -- the main loop --------------------------------------------------------------------
+    def run(self) -> pd.DataFrame:
+        """Simulate the horizon; return records at LA level, scaled to real children."""
+        old = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 1000)  # DESIGN: cyclic GC cost with many live objects
+        try:
+            self._initial()
+            self.rec.snapshot(0, self.kids, self)
+            year_at = {float(e): k for k, e in enumerate(self.edges)}
+            for w in range(len(self.windows) - 1):
+                t0, t1 = float(self.windows[w]), float(self.windows[w + 1])
+                self._arrivals(t0, t1)
+                while True:
+                    idx = self._pop(w, t0, t1)
+                    if idx.size:
+                        self._transition(idx)
+                        continue
+                    if t1 > self.env.now:
+                        self.env.run(until=t1)
+                        continue
+                    break
+                if t1 in year_at:
+                    self._accrue_costs(np.flatnonzero(self.kids.in_care[: self.kids.n]), t1)
+                    self.rec.snapshot(year_at[t1], self.kids, self)
+        finally:
+            gc.set_threshold(*old)
+        return self.rec.records(self.las.codes, 1.0 / self.scale)
+
+    def stats(self) -> RunStats:
+        return RunStats(
+            transitions=self.transitions,
+            children=self.kids.n,
+            simpy_events=self.simpy_events,
+            placements_over_capacity=self.supply.over_capacity,
+            court_arrivals_served_late=self.late_court,
+            memory_bytes=self.kids.nbytes(),
+        )
+
+    def _pop(self, w: int, t0: float, t1: float) -> np.ndarray:
+        parts = self._buckets.pop(w, None)
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        idx = np.unique(np.concatenate(parts))
+        t = self.kids.t_next[idx]
+        keep = (t >= t0) & (t < t1) & ~self.kids.done[idx]
+        return idx[keep]
+
+    # -- population -----------------------------------------------------------------------
+    def _initial(self) -> None:
+        occupied = np.zeros_like(self._plc_capacity)
+        init = initial_population(self, occupied)
+        self.supply = PlacementSupply(self.env, self._plc_capacity, occupied, self._plc_chains)
+        for area, payload, work in init.court_cases:
+            self.courts[area].preload(payload, work)
+        self._schedule(init.scheduled)
+
+    def _new_children(self, n: int, la: np.ndarray, t: np.ndarray, birth: np.ndarray,
+                      fam_size: np.ndarray | None = None) -> np.ndarray:
+        idx = self.kids.add(n, la=la, birth=birth, t_enter=t, t_cost=t)
+        if fam_size is None:
+            self.kids.fam[idx] = idx
+        else:
+            first = np.repeat(idx[np.concatenate([[0], np.cumsum(fam_size)[:-1]])], fam_size)
+            self.kids.fam[idx] = first
+        return idx
+
+    def _arrivals(self, t0: float, t1: float) -> None:
+        """Fresh families referred, and UASC arriving, in [t0, t1)."""
+        a = self.sc.arrivals
+        g = self.streams.generator(f"arrivals:{int(round(t0 * 1000))}")
+        years = (t0 - self.edges[0]) / DAYS_PER_YEAR
+        growth = (1.0 + a.referrals.annual_growth) ** years
+        sizes = np.array(sorted(a.family_size))
+        size_p = np.array([a.family_size[s] for s in sizes])
+        per_child = (self.las.column(a.referrals.column) * a.referrals.new_child_share
+                     * a.referrals.multiplier * growth * self.scale)
+        fam_rate = per_child / float((sizes * size_p).sum()) * (t1 - t0) / DAYS_PER_YEAR
+        nfam = g.poisson(fam_rate)
+        if nfam.sum():
+            la_f = np.repeat(np.arange(self.las.n, dtype=np.int32), nfam)
+            fsize = g.choice(sizes, size=la_f.size, p=size_p)
+            t_f = g.uniform(t0, t1, size=la_f.size)
+            la_c, t_c = np.repeat(la_f, fsize), np.repeat(t_f, fsize)
+            age = sample_bands(g.random(la_c.size), a.age_at_referral)
+            idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR, fsize)
+            self.kids.state[idx] = S["closed"]
+            self._enter(idx, t_c, np.full(idx.size, S["referral"], np.int8),
+                        np.full(idx.size, -1, np.int8))
+        u = a.uasc
+        share = self.las.column(u.la_column)
+        share = share / share.sum() if share.sum() > 0 else np.zeros(self.las.n)
+        rate = u.per_year * self.scale * self.las_share() * share * (t1 - t0) / DAYS_PER_YEAR
+        n = g.poisson(rate)
+        if n.sum():
+            la_c = np.repeat(np.arange(self.las.n, dtype=np.int32), n)
+            t_c = g.uniform(t0, t1, size=la_c.size)
+            age = sample_bands(g.random(la_c.size), u.age_at_arrival)
+            idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR)
+            self.kids.uasc[idx] = True
+            self.kids.state[idx] = S["closed"]
+            self.rec.flow("care_starts.uasc", t_c, la_c)
+            self._enter(idx, t_c, np.full(idx.size, S["looked_after"], np.int8),
+                        np.full(idx.size, LEGAL_INDEX["s20"], np.int8))
+
+    # -- transitions ----------------------------------------------------------------------
+    def _transition(self, idx: np.ndarray) -> None:
+        """Move children whose scheduled exit is due to its destination."""
+        k = self.kids
+        t = k.t_next[idx]
+        dest = np.empty(idx.size, np.int8)
+        legal = np.full(idx.size, -1, np.int8)
+        rules = k.rule[idx]
+        nxt = k.nxt[idx]
+        for rid in np.unique(rules):
+            sel = rules == rid
+            r = self.pathway.rules[rid]
+            e = nxt[sel]
+            age_out = e < 0
+            d = r.targets[np.maximum(e, 0)].copy()
+            d[age_out] = np.where(k.in_care[idx[sel][age_out]], S["left_care"], S["closed"])
+            dest[sel] = d
+            lg = r.legal[np.maximum(e, 0)].copy()
+            lg[age_out] = -1
+            legal[sel] = lg
+        self.transitions += idx.size
+        self._enter(idx, t, dest, legal)
+
+    def _enter(self, idx: np.ndarray, t: np.ndarray, dest: np.ndarray, legal: np.ndarray) -> None:
+        """Children `idx` enter state `dest` at times `t`: record flows, handle care,
+        court and placements, then draw their next transition."""
+        k, rec = self.kids, self.rec
+        la = k.la[idx]
+        src = k.state[idx]
+        was_in_care = k.in_care[idx]
+        # "returned home" only applies to children who were looked after
+        home = (dest == S["returned_home"]) & ~was_in_care
+        dest = np.where(home, S["child_in_need"], dest).astype(np.int8)
+
+        # -- leaving care
+        stays_in_care = (dest == S["looked_after"]) | ((dest == S["proceedings"]) & was_in_care)
+        ceased = was_in_care & ~stays_in_care
+        if ceased.any():
+            ci = idx[ceased]
+            self._accrue_costs(ci, t[ceased])
+            for i, tt in zip(ci.tolist(), t[ceased].tolist()):
+                if k.pooled[i]:
+                    self._at(tt, self.supply.release, int(self.plc_area[k.la[i]]), int(k.plc[i]))
+            rec.flow("care_ceased", t[ceased], la[ceased])
+            for s, name in CEASED_REASON.items():
+                m = dest[ceased] == s
+                if m.any():
+                    rec.flow(f"care_ceased.{name}", t[ceased][m], la[ceased][m])
+            other = ~np.isin(dest[ceased], list(CEASED_REASON))
+            if other.any():
+                rec.flow("care_ceased.other", t[ceased][other], la[ceased][other])
+            k.in_care[ci] = False
+            k.pooled[ci] = False
+            k.plc[ci] = -1
+            k.legal[ci] = -1
+            k.t_pfa[ci] = np.inf
+
+        # -- flows by destination
+        for name, state in (("s47_enquiries", "s47_enquiry"), ("cpp_starts", "child_protection_plan"),
+                            ("pre_proceedings_starts", "pre_proceedings"),
+                            ("sgo_granted", "special_guardianship"), ("adoptions", "adopted")):
+            m = dest == S[state]
+            if m.any():
+                rec.flow(name, t[m], la[m])
+        m = dest == S["referral"]
+        if m.any():
+            ri = idx[m]
+            rec.flow("referrals", t[m], la[m])
+            rr = (t[m] - k.t_lastref[ri]) < 365.0
+            if rr.any():
+                rec.flow("rereferrals", t[m][rr], la[m][rr])
+            k.nref[ri] += 1
+            k.t_lastref[ri] = t[m]
+        k.prior_cpp[idx[dest == S["child_protection_plan"]]] = True
+        m = (src == S["special_guardianship"]) & (dest != S["special_guardianship"]) & (
+            (dest == S["looked_after"]) | (dest == S["referral"]))
+        if m.any():
+            rec.flow("sgo_breakdowns", t[m], la[m])
+        m = dest == S["closed"]
+        k.t_closed[idx[m]] = t[m]
+
+        # -- legal status changes inside care (s20 -> ICO at issue; ICO -> care/placement order)
+        keep = was_in_care & stays_in_care & (legal >= 0)
+        k.legal[idx[keep]] = legal[keep]
+        to_proc = dest == S["proceedings"]
+        k.legal[idx[to_proc & was_in_care]] = LEGAL_INDEX["interim_care_order"]
+
+        # -- state change
+        k.state[idx] = dest
+        k.t_enter[idx] = t
+        k.nev[idx] += 1
+
+        # -- entering care (not via the court's interim decision, handled below)
+        start = ~was_in_care & (dest == S["looked_after"])
+        if start.any():
+            lg = np.where(legal[start] >= 0, legal[start], LEGAL_INDEX["s20"])
+            self._start_care(idx[start], t[start], lg)
+
+        # -- proceedings
+        if to_proc.any():
+            self._issue(idx[to_proc], t[to_proc])
+
+        # -- terminal states
+        term = (dest == S["adopted"]) | (dest == S["left_care"])
+        aged = (dest == S["closed"]) & ((t - k.birth[idx]) >= AGE_OUT_DAYS - 1e-6)
+        k.done[idx[term | aged]] = True
+        k.t_next[idx[term | aged]] = np.inf
+
+        nxt = ~(term | aged | to_proc)
+        if nxt.any():
+            self._next(idx[nxt], t[nxt])
+
+    def _start_care(self, idx: np.ndarray, t: np.ndarray, legal: np.ndarray) -> None:
+        k = self.kids
+        self.rec.flow("care_starts", t, k.la[idx])
+        re = k.prior_care[idx]
+        if re.any():
+            self.rec.flow("care_reentries", t[re], k.la[idx][re])
+        k.prior_care[idx] = True
+        k.in_care[idx] = True
+        k.legal[idx] = legal
+        k.cep[idx] += 1
+        k.t_cost[idx] = t
+        band = age_band((t - k.birth[idx]) / DAYS_PER_YEAR)
+        u = self._u("placement", idx, k.cep[idx])
+        pref = np.minimum((u[:, None] > self.mix_cum[band]).sum(axis=1), len(PLACEMENTS) - 1)
+        k.pref[idx] = pref
+        for i, tt, p, ep in zip(idx.tolist(), t.tolist(), pref.tolist(), k.cep[idx].tolist()):
+            self._at(tt, self._place, i, p, ep)
+
+    def _place(self, i: int, preferred: int, episode: int) -> None:
+        k = self.kids
+        if not k.in_care[i] or k.cep[i] != episode:
+            return  # left care before the request was served
+        plc, pooled = self.supply.request(int(self.plc_area[k.la[i]]), preferred)
+        k.plc[i] = plc
+        k.pooled[i] = pooled
+
+    def _accrue_costs(self, idx: np.ndarray, t_end: np.ndarray | float) -> None:
+        """Add placement costs of children `idx` from their last accrual up to t_end."""
+        if idx.size == 0:
+            return
+        k = self.kids
+        t_end = np.broadcast_to(np.asarray(t_end, float), idx.shape)
+        start = k.t_cost[idx]
+        plc = np.where(k.plc[idx] >= 0, k.plc[idx], k.pref[idx])
+        ok = plc >= 0
+        pfa_from = np.clip(k.t_pfa[idx], start, t_end)
+        d_main = np.where(ok, pfa_from - start, 0.0)
+        d_pfa = t_end - pfa_from
+        year = np.searchsorted(self.edges, np.maximum(t_end - 1e-9, 0.0), side="right") - 1
+        la = k.la[idx]
+        cost = d_main * self.cost_per_day[np.maximum(plc, 0)]
+        cost_pfa = d_pfa * self.cost_per_day[PLC["placed_for_adoption"]]
+        for p, name in enumerate(PLACEMENTS):
+            c = np.where(plc == p, cost, 0.0)
+            if p == PLC["placed_for_adoption"]:
+                c = c + cost_pfa
+            if c.any():
+                self.rec.add_by_year(f"cost.placements.{name}", year, la, c)
+        k.t_cost[idx] = t_end
+
+    # -- court ----------------------------------------------------------------------------
+    def _issue(self, idx: np.ndarray, t: np.ndarray) -> None:
+        """Proceedings issued for children `idx` at `t`: interim care, then one court case
+        per family issued at the same moment."""
+        k = self.kids
+        not_care = ~k.in_care[idx]
+        if not_care.any():
+            ni = idx[not_care]
+            u = self._u("interim", k.fam[ni], k.nev[ni])
+            ico = u < self.sc.court.interim_care_at_issue.value
+            if ico.any():
+                self._start_care(ni[ico], t[not_care][ico],
+                                 np.full(int(ico.sum()), LEGAL_INDEX["interim_care_order"], np.int8))
+        self.rec.flow("proceedings_issued", t, k.la[idx])
+        r = self.proc_rule
+        e, work = self._draw(r, idx, t, family=True)
+        k.nxt[idx] = e
+        k.rule[idx] = r.rule_id
+        k.t_next[idx] = np.inf
+        order = np.lexsort((t, k.fam[idx]))
+        idx, t, work = idx[order], t[order], work[order]
+        key = np.stack([k.fam[idx].astype(float), t])
+        cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
+        for grp, tg, wg in zip(np.split(idx, cut), np.split(t, cut), np.split(work, cut)):
+            la0 = int(k.la[grp[0]])
+            self.rec.flow("proceedings_issued_cases", tg[:1], np.array([la0]))
+            self.rec.flow_value("cost.court", tg[:1], np.array([la0]),
+                                np.array([self.sc.costs.court_per_case.value]))
+            area = int(self.court_area[la0])
+            if tg[0] < self.env.now:
+                self.late_court += 1
+            self._at(float(tg[0]), self.courts[area].submit, (grp, float(tg[0])), float(wg[0]))
+
+    def _court_done(self, payload: tuple[np.ndarray, float], now: float) -> None:
+        grp, t_issue = payload
+        k = self.kids
+        weeks = (now - t_issue) / 7.0
+        la0 = np.array([k.la[grp[0]]])
+        tt = np.array([now])
+        self.rec.flow("proceedings_completed_cases", tt, la0)
+        self.rec.flow_value("proceedings_weeks_total", tt, la0, np.array([weeks]))
+        if weeks <= 26.0:
+            self.rec.flow("proceedings_within_26_weeks_cases", tt, la0)
+        live = grp[(k.state[grp] == S["proceedings"]) & ~k.done[grp]]
+        aged = (now - k.birth[live]) >= AGE_OUT_DAYS
+        k.nxt[live[aged]] = -1
+        k.t_next[live] = now
+        self._schedule(live)
+
+    # -- drawing the next stay ------------------------------------------------------------
+    def _variant(self, idx: np.ndarray) -> np.ndarray:
+        """Rule id of each child's current state and situation."""
+        k = self.kids
+        state = k.state[idx]
+        out = np.full(idx.size, -1, np.int32)
+        for s in np.unique(state):
+            sel = state == s
+            if s == S["looked_after"]:
+                lg = k.legal[idx[sel]]
+                names = np.where(k.uasc[idx[sel]], "uasc",
+                                 np.array(["s20", "interim_care_order", "care_order",
+                                           "placement_order"])[np.maximum(lg, 0)])
+                ids = np.array([self.pathway.rule(s, v).rule_id if self.pathway.has(s, v)
+                                else self.pathway.rule(s, "s20").rule_id for v in names],
+                               dtype=np.int32) if names.size else np.empty(0, np.int32)
+                out[sel] = ids
+            elif self.pathway.has(int(s)):
+                out[sel] = self.pathway.rule(int(s)).rule_id
+        return out
+
+    def _draw(self, r: CompiledRule, idx: np.ndarray, t: np.ndarray, family: bool = False,
+              elapsed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exit and duration for children starting a stay in rule `r` at times t.
+
+        With `family`, the duration (and for pre-proceedings the exit) is the family's:
+        siblings in step share those draws."""
+        k = self.kids
+        ids_time = k.fam[idx] if family else idx
+        ids_exit = k.fam[idx] if (family and r.state == S["pre_proceedings"]) else idx
+        u_exit = self._u(f"exit:{r.rule_id}", ids_exit, k.nev[idx])
+        u_time = self._u(f"time:{r.rule_id}", ids_time, k.nev[idx])
+        age = (t - k.birth[idx]) / DAYS_PER_YEAR
+        hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx]], axis=1)
+        return r.draw(u_exit, u_time, k.la[idx], age_band(age), hist, elapsed=elapsed)
+
+    def _next(self, idx: np.ndarray, t: np.ndarray, elapsed: np.ndarray | None = None) -> None:
+        """Draw and schedule the next transition of children starting (or, with `elapsed`,
+        part-way through) a stay in their current state at time t."""
+        k = self.kids
+        rids = self._variant(idx)
+        none = rids < 0
+        if none.any():  # a state without rules: nothing more happens
+            k.t_next[idx[none]] = np.inf
+        for rid in np.unique(rids[~none]):
+            sel = rids == rid
+            r = self.pathway.rules[rid]
+            ii, tt = idx[sel], t[sel]
+            fam = r.state == S["pre_proceedings"]
+            e, dur = self._draw(r, ii, tt, family=fam,
+                                elapsed=None if elapsed is None else elapsed[sel])
+            t_next = tt + dur
+            stay = r.targets[e] == r.state  # "stays": no further transition of its own
+            t_next = np.where(stay, np.inf, t_next)
+            t18 = k.birth[ii] + AGE_OUT_DAYS
+            age_out = t18 <= t_next
+            if r.state == S["closed"]:
+                # closed for good (no re-referral before 18): outside the system
+                gone = stay | age_out
+                k.done[ii[gone]] = True
+                t_next = np.where(gone, np.inf, t_next)
+                age_out = np.zeros_like(age_out)
+            k.nxt[ii] = np.where(age_out, -1, e)
+            k.rule[ii] = rid
+            k.t_next[ii] = np.where(age_out, t18, t_next)
+            if r.state == S["looked_after"] and r.variant == "placement_order":
+                adopt = (r.targets[e] == S["adopted"]) & ~age_out
+                if adopt.any():
+                    ai = ii[adopt]
+                    lead = self.pfa_dist.sample(self._u("pfa_lead", ai, k.nev[ai]))
+                    k.t_pfa[ai] = np.maximum(tt[adopt], k.t_next[ai] - lead)
+            self._schedule(ii)

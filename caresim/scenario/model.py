@@ -1,0 +1,451 @@
+"""The scenario schema (pydantic v2): what a scenario YAML file may say.
+
+A scenario is the whole, named, set of inputs of a run: the horizon, the geography, the
+pathway (sojourn distributions and exit probabilities of every state), arrivals, the
+court and placement capacities, unit costs, the starting state, and hazard multipliers.
+Every number that is not read from the calibration tables carries its provenance:
+`sources` (ids in `calibration/published_figures.csv`, or `dfe:<table>`), a `note` on how
+it was derived, or, where nothing is published, an `assumption` name and a plausible
+`range` (the sensitivity analysis sweeps these).
+
+Units: durations are days unless a field says otherwise; volumes are per year; costs are
+GBP in the scenario's `costs.price_base` prices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+# Canonical names (DESIGN.md). Kept here, the lowest layer, so every layer shares them.
+STATES: tuple[str, ...] = (
+    "referral",
+    "early_help",
+    "child_in_need",
+    "s47_enquiry",
+    "child_protection_plan",
+    "pre_proceedings",
+    "proceedings",
+    "looked_after",
+    "returned_home",
+    "special_guardianship",
+    "child_arrangements",
+    "adopted",
+    "left_care",
+    "closed",
+)
+StateName = Literal[
+    "referral",
+    "early_help",
+    "child_in_need",
+    "s47_enquiry",
+    "child_protection_plan",
+    "pre_proceedings",
+    "proceedings",
+    "looked_after",
+    "returned_home",
+    "special_guardianship",
+    "child_arrangements",
+    "adopted",
+    "left_care",
+    "closed",
+]
+TERMINAL_STATES: tuple[str, ...] = ("adopted", "left_care")
+
+LEGAL_STATUSES: tuple[str, ...] = ("s20", "interim_care_order", "care_order", "placement_order")
+LegalStatus = Literal["s20", "interim_care_order", "care_order", "placement_order"]
+
+PLACEMENTS: tuple[str, ...] = (
+    "kinship_foster",
+    "foster_inhouse",
+    "foster_agency",
+    "residential",
+    "supported",
+    "placed_with_parents",
+    "placed_for_adoption",
+)
+PlacementType = Literal[
+    "kinship_foster",
+    "foster_inhouse",
+    "foster_agency",
+    "residential",
+    "supported",
+    "placed_with_parents",
+    "placed_for_adoption",
+]
+
+AGE_BANDS: tuple[str, ...] = ("under_1", "1-4", "5-9", "10-15", "16-17")
+AgeBand = Literal["under_1", "1-4", "5-9", "10-15", "16-17"]
+#: lower edge of each age band, in years
+AGE_BAND_EDGES: tuple[float, ...] = (0.0, 1.0, 5.0, 10.0, 16.0)
+
+HistoryFlag = Literal["prior_care", "prior_cpp", "rereferral", "uasc"]
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+#: "A->B": a named transition between two canonical states
+TransitionName = Annotated[str, Field(pattern=r"^[a-z0-9_]+->[a-z0-9_]+$")]
+
+
+class Strict(BaseModel):
+    """Base for every schema model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Provenance(Strict):
+    """Where a number comes from. At least one of `sources` or `assumption` should be given."""
+
+    sources: list[str] = Field(
+        default_factory=list,
+        description="ids in calibration/published_figures.csv (e.g. R207) or dfe:<table> names",
+    )
+    note: str | None = Field(None, description="how the value was derived from its sources")
+    assumption: str | None = Field(
+        None, description="name of the assumption when nothing is published"
+    )
+    range: tuple[float, float] | None = Field(
+        None, description="plausible range (low, high) of an assumption, for sensitivity analysis"
+    )
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> "Provenance":
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError(f"range low {self.range[0]} is above high {self.range[1]}")
+        return self
+
+
+class Param(Provenance):
+    """A scalar parameter with its provenance."""
+
+    value: float
+
+
+class NonNegParam(Provenance):
+    value: NonNegativeFloat
+
+
+class ProbParam(Provenance):
+    value: Probability
+
+
+class Band(Strict):
+    """One band of a piecewise sojourn distribution: probability `p` of ending by `upto` days
+    (and after the previous band's `upto`); durations are uniform within a band."""
+
+    upto: PositiveFloat
+    p: Probability
+
+
+class Sojourn(Provenance):
+    """Distribution of the time spent in a state (days).
+
+    - exponential: `mean`
+    - weibull: `mean`, `shape` (k; k<1 means a falling hazard, k>1 a rising one)
+    - gamma: `mean`, `shape`
+    - lognormal: `mean`, `sigma` (of the log)
+    - piecewise: `bands` (empirical: probabilities of ending in each band; uniform inside)
+    """
+
+    dist: Literal["exponential", "weibull", "gamma", "lognormal", "piecewise"]
+    mean: PositiveFloat | None = Field(None, description="mean duration, days")
+    shape: PositiveFloat | None = None
+    sigma: PositiveFloat | None = None
+    bands: list[Band] | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_dist(self) -> "Sojourn":
+        need = {
+            "exponential": ("mean",),
+            "weibull": ("mean", "shape"),
+            "gamma": ("mean", "shape"),
+            "lognormal": ("mean", "sigma"),
+            "piecewise": ("bands",),
+        }[self.dist]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"dist '{self.dist}' needs {', '.join(missing)}")
+        if self.dist == "piecewise":
+            assert self.bands is not None
+            uptos = [b.upto for b in self.bands]
+            if any(b <= a for a, b in zip(uptos, uptos[1:])):
+                raise ValueError("piecewise bands must have increasing 'upto'")
+            total = sum(b.p for b in self.bands)
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"piecewise band probabilities sum to {total:.6g}, not 1")
+        return self
+
+
+class Exit(Provenance):
+    """One competing exit from a state.
+
+    `p` is the probability that a stay ends by this exit (for a child with no modifiers);
+    `rest` takes what the other exits leave. `age_multiplier` and `history_multiplier`
+    scale this exit's weight for children in an age band or with a history flag (the
+    weights are then renormalised), so destinations can depend on the child.
+    """
+
+    to: StateName
+    p: Probability | Literal["rest"]
+    legal_status: LegalStatus | None = Field(
+        None, description="legal status on arrival, for exits into looked_after"
+    )
+    age_multiplier: dict[AgeBand, NonNegativeFloat] = Field(default_factory=dict)
+    history_multiplier: dict[HistoryFlag, NonNegativeFloat] = Field(default_factory=dict)
+
+
+class StateRule(Provenance):
+    """Sojourn distribution and competing exits of one state (or one variant of it)."""
+
+    sojourn: Sojourn
+    exits: dict[str, Exit] = Field(
+        description="exits keyed by a label (e.g. 'care_order'); the label names the exit in outputs"
+    )
+
+    @model_validator(mode="after")
+    def _exits_sum(self) -> "StateRule":
+        rest = [k for k, e in self.exits.items() if e.p == "rest"]
+        if len(rest) > 1:
+            raise ValueError(f"only one exit may have p: rest (found {', '.join(rest)})")
+        total = sum(e.p for e in self.exits.values() if e.p != "rest")
+        if rest and total > 1.0 + 1e-9:
+            raise ValueError(f"exit probabilities sum to {total:.6g} > 1, nothing left for 'rest'")
+        if not rest and abs(total - 1.0) > 1e-6:
+            raise ValueError(f"exit probabilities sum to {total:.6g}, not 1 (or give one p: rest)")
+        return self
+
+    def probabilities(self) -> dict[str, float]:
+        """Exit probabilities with `rest` resolved."""
+        fixed = {k: float(e.p) for k, e in self.exits.items() if e.p != "rest"}
+        return {
+            k: (fixed[k] if k in fixed else max(0.0, 1.0 - sum(fixed.values())))
+            for k in self.exits
+        }
+
+
+class StateSpec(Provenance):
+    """A state's rules: one `StateRule`, or `variants` keyed by the child's situation.
+
+    `looked_after` uses variants by legal status (`s20`, `care_order`, `placement_order`) and
+    `uasc` for unaccompanied asylum-seeking children; other states have a single rule.
+    """
+
+    sojourn: Sojourn | None = None
+    exits: dict[str, Exit] | None = None
+    variants: dict[str, StateRule] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "StateSpec":
+        single = self.sojourn is not None or self.exits is not None
+        if single == (self.variants is not None):
+            raise ValueError("give either sojourn+exits or variants, not both or neither")
+        if single:
+            if self.sojourn is None or self.exits is None:
+                raise ValueError("a state rule needs both sojourn and exits")
+            StateRule(sojourn=self.sojourn, exits=self.exits)  # validates the sums
+        return self
+
+    def rules(self) -> dict[str, StateRule]:
+        """Variant name -> rule (a single-rule state has the one variant `default`)."""
+        if self.variants is not None:
+            return dict(self.variants)
+        assert self.sojourn is not None and self.exits is not None
+        return {"default": StateRule(sojourn=self.sojourn, exits=self.exits)}
+
+
+class Geography(Strict):
+    """Which local authorities to simulate: all 153 (default), a list of ONS codes, or a region."""
+
+    las: list[Annotated[str, Field(pattern=r"^E0[6-9]\d{6}$|^E10\d{6}$")]] | None = None
+    region: str | None = None
+
+
+class RunSettings(Strict):
+    replications: PositiveInt = 10
+    seed: Annotated[int, Field(ge=0)] = 20240401
+    scale: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        1.0, description="fraction of children simulated; counts are scaled back up"
+    )
+
+
+class DataFiles(Strict):
+    """Calibration tables, as paths relative to the scenario file."""
+
+    la_inputs: str = "../calibration/la_inputs_2024.csv"
+    history: str = "../calibration/history.csv"
+
+
+class Referrals(Provenance):
+    """Fresh referrals: a Poisson stream per LA, from the LA's published referrals."""
+
+    column: str = Field("referrals", description="la_inputs column with referrals per year")
+    multiplier: NonNegativeFloat = Field(1.0, description="scales every LA's rate")
+    annual_growth: float = Field(0.0, ge=-0.5, le=0.5, description="growth per year, e.g. 0.02")
+    new_child_share: Probability = Field(
+        description="share of referrals that bring a child new to the model (the rest are re-referrals generated by `closed`)"
+    )
+
+
+class Uasc(Provenance):
+    """Unaccompanied asylum-seeking children: a separate inflow straight into care (s20)."""
+
+    per_year: NonNegativeFloat = Field(description="national arrivals per year")
+    la_column: str = Field("cla_starts_uasc", description="la_inputs column distributing them")
+    age_at_arrival: dict[AgeBand, Probability]
+
+
+class Arrivals(Strict):
+    referrals: Referrals
+    family_size: dict[Annotated[int, Field(ge=1, le=10)], Probability] = Field(
+        description="distribution of the number of siblings referred together"
+    )
+    age_at_referral: dict[AgeBand, Probability]
+    uasc: Uasc
+
+    @field_validator("family_size", "age_at_referral")
+    @classmethod
+    def _sums_to_one(cls, v: dict) -> dict:
+        total = sum(v.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"shares sum to {total:.6g}, not 1")
+        return v
+
+
+class Court(Provenance):
+    """Family court capacity for care proceedings (processor sharing).
+
+    Each case (a family's application) needs `proceedings` sojourn of work at the normal pace.
+    While an area has more cases in progress than `capacity_cases`, every case in it
+    progresses at capacity/in-progress of the normal pace, so durations stretch.
+    """
+
+    areas: Literal["national", "region"] = "region"
+    capacity_cases: NonNegParam = Field(
+        description="national cases that can progress at the normal pace at once; split across areas by demand"
+    )
+    interim_care_at_issue: ProbParam = Field(
+        description="share of children not already looked after who enter interim care when proceedings are issued"
+    )
+
+
+class PlacementSupply(Provenance):
+    weekly_cost: NonNegParam
+    capacity: NonNegParam | None = Field(
+        None, description="national places (split across areas by their 2024 stock); none = unlimited"
+    )
+    fallback: list[PlacementType] = Field(
+        default_factory=list, description="where a child goes, in order, when this type is full"
+    )
+
+
+class Placements(Strict):
+    geography: Literal["national", "region"] = "region"
+    supply: dict[PlacementType, PlacementSupply]
+    entry_mix: dict[AgeBand, dict[PlacementType, Probability]] = Field(
+        description="preferred placement on entering care, by age band"
+    )
+    adoption_placement_lead_days: Sojourn = Field(
+        description="time before the adoption order at which a child moves to placed_for_adoption"
+    )
+
+    @field_validator("entry_mix")
+    @classmethod
+    def _mix_sums(cls, v: dict) -> dict:
+        for band, mix in v.items():
+            total = sum(mix.values())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"entry_mix[{band}] sums to {total:.6g}, not 1")
+        return v
+
+
+class Costs(Strict):
+    price_base: str = Field(description="financial year of the prices, e.g. 2024-25")
+    court_per_case: NonNegParam
+    discount_rate: ProbParam | None = None
+
+
+class InitialState(Strict):
+    """Stocks at the start date. Published stocks (CLA, CPP, CIN) are read from la_inputs;
+    states with nothing published take an assumed national stock, shared across LAs by
+    referrals, with time-so-far drawn from the state's own sojourn distribution."""
+
+    assumed_stocks: dict[StateName, NonNegParam] = Field(default_factory=dict)
+
+
+class LocalVariation(Provenance):
+    """LA variation applied from an la_inputs index column (1 = national average)."""
+
+    kind: Literal["hazard", "duration"]
+    transitions: list[TransitionName] = Field(
+        default_factory=list, description="for kind: hazard, the transitions it multiplies"
+    )
+    states: list[StateName] = Field(
+        default_factory=list, description="for kind: duration, the states whose sojourns it stretches"
+    )
+    index: str = Field(description="derived index name (see caresim.population.local)")
+    bounds: tuple[PositiveFloat, PositiveFloat] = (0.25, 4.0)
+
+
+class HazardMultiplier(Provenance):
+    """Multiplies the hazard of a named transition (a multiplier of 1 changes nothing)."""
+
+    transition: TransitionName
+    value: NonNegativeFloat
+    las: list[str] | None = None
+
+
+class Scenario(Strict):
+    """A complete scenario, as resolved after `extends:`."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    start: dt.date = dt.date(2024, 4, 1)
+    years: Annotated[int, Field(ge=1, le=30)] = 10
+    geography: Geography = Field(default_factory=Geography)
+    run: RunSettings = Field(default_factory=RunSettings)
+    data: DataFiles = Field(default_factory=DataFiles)
+    arrivals: Arrivals
+    pathway: dict[StateName, StateSpec]
+    court: Court
+    placements: Placements
+    costs: Costs
+    initial_state: InitialState = Field(default_factory=InitialState)
+    local_variation: list[LocalVariation] = Field(default_factory=list)
+    hazard_multipliers: list[HazardMultiplier] = Field(default_factory=list)
+
+    @field_validator("start")
+    @classmethod
+    def _starts_1_april(cls, v: dt.date) -> dt.date:
+        if (v.month, v.day) != (4, 1):
+            raise ValueError(f"start must be 1 April (a financial year start), got {v.isoformat()}")
+        if not 2013 <= v.year <= 2040:
+            raise ValueError(f"start year {v.year} outside 2013-2040")
+        return v
+
+    @model_validator(mode="after")
+    def _transitions_exist(self) -> "Scenario":
+        known = {
+            f"{state}->{e.to}"
+            for state, spec in self.pathway.items()
+            for rule in spec.rules().values()
+            for e in rule.exits.values()
+        }
+        named = [h.transition for h in self.hazard_multipliers] + [
+            t for lv in self.local_variation for t in lv.transitions
+        ]
+        unknown = sorted({t for t in named if t not in known})
+        if unknown:
+            raise ValueError(
+                f"unknown transition(s) {', '.join(unknown)}; the pathway has: {', '.join(sorted(known))}"
+            )
+        return self
