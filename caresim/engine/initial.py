@@ -172,9 +172,10 @@ def _placement_mix(sim: "Simulation") -> np.ndarray:
     kin = np.nan_to_num(las.table["cla_at31_kinship_foster"].to_numpy(float), nan=np.nan) \
         if "cla_at31_kinship_foster" in las.table else np.full(las.n, np.nan)
     nat = las.national
+    ks = sim.sc.initial_state.kinship_share_of_foster
     nat_kin_share = (float(nat["cla_at31_kinship_foster"]) / float(nat["cla_at31_foster"])
                      if "cla_at31_kinship_foster" in nat and np.isfinite(nat["cla_at31_kinship_foster"])
-                     else 0.24)
+                     else (ks.value if ks is not None else 0.0))
     kin = np.where(np.isfinite(kin), kin, foster * nat_kin_share)
     supply = sim.sc.placements.supply
     cin = supply["foster_inhouse"].capacity.value if supply.get("foster_inhouse") and supply["foster_inhouse"].capacity else 1.0

@@ -93,6 +93,19 @@ def sample_bands(u: np.ndarray, shares: dict[str, float]) -> np.ndarray:
     return lo + frac * (hi - lo)
 
 
+def _youngest_in_family(fam: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """Each child's family's youngest age within the batch: family decisions (whether to
+    start pre-proceedings, to issue) are taken for the siblings together, led by the
+    youngest child's age, so siblings in step stay together."""
+    order = np.argsort(fam, kind="stable")
+    sf = fam[order]
+    new = np.r_[True, sf[1:] != sf[:-1]]
+    youngest = np.minimum.reduceat(age[order], np.flatnonzero(new))
+    out = np.empty_like(age)
+    out[order] = youngest[np.cumsum(new) - 1]
+    return out
+
+
 class Simulation:
     """A single replication. `run()` returns its records at LA level."""
 
@@ -151,7 +164,8 @@ class Simulation:
         share = np.bincount(self.court_area, weights=demand, minlength=len(names))
         share = share / share.sum() if share.sum() > 0 else np.full(len(names), 1 / len(names))
         total = court.capacity_cases.value * self.scale * self.las_share()
-        self.courts = [CourtArea(self.env, float(total * s), self._court_done) for s in share]
+        alpha = court.congestion_elasticity.value
+        self.courts = [CourtArea(self.env, float(total * s), self._court_done, alpha) for s in share]
         self.proc_rule = self.pathway.rule(S["proceedings"])
 
     def las_share(self) -> float:
@@ -550,14 +564,16 @@ class Simulation:
               elapsed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exit and duration for children starting a stay in rule `r` at times t.
 
-        With `family`, the duration (and for pre-proceedings the exit) is the family's:
-        siblings in step share those draws."""
+        With `family`, the draws are the family's (siblings in step share them), except a
+        court's final order, which is each child's own."""
         k = self.kids
         ids_time = k.fam[idx] if family else idx
-        ids_exit = k.fam[idx] if (family and r.state == S["pre_proceedings"]) else idx
+        ids_exit = k.fam[idx] if (family and r.state != S["proceedings"]) else idx
         u_exit = self._u(f"exit:{r.rule_id}", ids_exit, k.nev[idx])
         u_time = self._u(f"time:{r.rule_id}", ids_time, k.nev[idx])
         age = (t - k.birth[idx]) / DAYS_PER_YEAR
+        if family:
+            age = _youngest_in_family(k.fam[idx], age)
         hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx]], axis=1)
         return r.draw(u_exit, u_time, k.la[idx], age_band(age), hist, elapsed=elapsed)
 
@@ -573,8 +589,9 @@ class Simulation:
             sel = rids == rid
             r = self.pathway.rules[rid]
             ii, tt = idx[sel], t[sel]
-            fam = r.state == S["pre_proceedings"]
-            e, dur = self._draw(r, ii, tt, family=fam,
+            # siblings referred together move together (same draws) until their paths
+            # part (e.g. one reaches 18)
+            e, dur = self._draw(r, ii, tt, family=True,
                                 elapsed=None if elapsed is None else elapsed[sel])
             t_next = tt + dur
             stay = r.targets[e] == r.state  # "stays": no further transition of its own

@@ -325,13 +325,17 @@ class Court(Provenance):
     """Family court capacity for care proceedings (processor sharing).
 
     Each case (a family's application) needs `proceedings` sojourn of work at the normal pace.
-    While an area has more cases in progress than `capacity_cases`, every case in it
-    progresses at capacity/in-progress of the normal pace, so durations stretch.
+    While an area has N cases in progress, more than its share C of `capacity_cases`,
+    every case in it progresses at (C/N)**congestion_elasticity of the normal pace, so
+    durations stretch.
     """
 
     areas: Literal["national", "region"] = "region"
     capacity_cases: NonNegParam = Field(
         description="national cases that can progress at the normal pace at once; split across areas by demand"
+    )
+    congestion_elasticity: NonNegParam = Field(
+        description="alpha in (0, 1]: with N cases over capacity C each progresses at (C/N)**alpha of the normal pace"
     )
     interim_care_at_issue: ProbParam = Field(
         description="share of children not already looked after who enter interim care when proceedings are issued"
@@ -380,6 +384,9 @@ class InitialState(Strict):
     referrals, with time-so-far drawn from the state's own sojourn distribution."""
 
     assumed_stocks: dict[StateName, NonNegParam] = Field(default_factory=dict)
+    kinship_share_of_foster: ProbParam | None = Field(
+        None, description="share of foster placements with kin, where la_inputs has no LA figure"
+    )
 
 
 class LocalVariation(Provenance):
