@@ -113,19 +113,19 @@ class _Builder:
             self.kids.fam[idx] = idx
         return idx
 
+    def family_uniform(self, idx: np.ndarray) -> np.ndarray:
+        """One uniform per family, shared by the siblings in `idx`."""
+        fam = self.kids.fam[idx]
+        uniq, inv = np.unique(fam, return_inverse=True)
+        return self.g.random(uniq.size)[inv]
+
     def elapsed(self, idx: np.ndarray, cap_days: np.ndarray | None = None) -> np.ndarray:
         """Time already spent, from the equilibrium of each child's current rule (shared
         within a family)."""
         sim, k = self.sim, self.kids
         rids = sim._variant(idx)
         out = np.zeros(idx.size)
-        u = self.g.random(idx.size)
-        # siblings share the first sibling's uniform
-        first = {}
-        fam = k.fam[idx]
-        for j, f in enumerate(fam.tolist()):
-            first.setdefault(f, j)
-        u = u[[first[f] for f in fam.tolist()]]
+        u = self.family_uniform(idx)
         age_days = -k.birth[idx]
         cap = age_days if cap_days is None else np.minimum(age_days, cap_days)
         for rid in np.unique(rids):
@@ -139,6 +139,8 @@ class _Builder:
         """Draw the rest of the stays and schedule them."""
         k = self.kids
         k.t_enter[idx] = -elapsed
+        # the referral that opened the case came before this stay (assumed 200 days before)
+        k.t_lastref[idx] = np.minimum(k.t_lastref[idx], -elapsed - 200.0)
         self.sim._next(idx, np.zeros(idx.size), elapsed=elapsed)
 
     def place(self, idx: np.ndarray, mix: np.ndarray) -> None:
@@ -253,7 +255,7 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
         idx = b.add(counts, "child_protection_plan")
         if idx.size:
             sim.kids.prior_cpp[idx] = True
-            el = np.minimum(g.uniform(lo, hi, idx.size), -sim.kids.birth[idx])
+            el = np.minimum(lo + b.family_uniform(idx) * (hi - lo), -sim.kids.birth[idx])
             b.start(idx, el)
 
     # -- assumed stocks, and CIN plans by subtraction from DfE's CIN count
