@@ -1,0 +1,124 @@
+"""The `caresim` command: a thin layer that parses, calls the library, prints, and exits.
+
+User mistakes (`CaresimError`, including scenario errors with file:line:col) are printed
+without a traceback and exit with status 2; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from caresim.errors import CaresimError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate children's journeys through English children's social care "
+                       "and the family courts.")
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(exc: CaresimError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(..., help="scenario YAML file"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default outputs/<scenario>/<timestamp>)"),
+    replications: Optional[int] = typer.Option(None, "--replications", "-n", min=1, help="replications (default: the scenario's)"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="root seed (default: the scenario's)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="fraction of children simulated, in (0, 1]"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="worker processes"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty output folder"),
+) -> None:
+    """Run a scenario and write its outputs (summary.csv, manifest.json, Parquet, figures)."""
+    from caresim.runner.pipeline import run_scenario
+    from caresim.scenario.loader import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        reps = replications or loaded.scenario.run.replications
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=False,
+                      disable=not err.is_terminal and not _force_progress()) as progress:
+            task = progress.add_task(f"{loaded.scenario.name}: replications", total=reps)
+            outcome = run_scenario(loaded, out=out_dir, replications=replications, seed=seed,
+                                   scale=scale, jobs=jobs, force=force,
+                                   on_done=lambda _r: progress.advance(task))
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    _print_first_year(outcome.first_year)
+    out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("CARESIM_PROGRESS") == "1"
+
+
+def _print_first_year(df) -> None:
+    table = Table(title="First simulated year against the latest published year (England)")
+    for col in ("metric", "published", "simulated (mean)", "90% interval", "difference", "within 15%"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for r in df.itertuples():
+        table.add_row(
+            r.metric, f"{r.published:,.0f} ({r.published_year}, {r.source_id})",
+            f"{r.simulated_mean:,.0f} ({r.simulated_year})",
+            f"{r.simulated_p05:,.0f} - {r.simulated_p95:,.0f}",
+            f"{r.rel_diff:+.1%}", "yes" if r.within_tolerance else "NO")
+    out.print(table)
+
+
+@app.command()
+def validate(scenario: Path = typer.Argument(..., help="scenario YAML file")) -> None:
+    """Check a scenario file (schema, extends, data files) without running it."""
+    from caresim.scenario.loader import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    out.print(f"{scenario}: valid scenario '{loaded.scenario.name}' (hash {loaded.hash[:12]})",
+              highlight=False)
+
+
+@app.command()
+def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file instead of stdout")) -> None:
+    """Print the JSON Schema of scenario files (for editor completion and checking)."""
+    from caresim.scenario.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+@app.command()
+def pathway(scenario: Path = typer.Argument(Path("scenarios/baseline.yaml"), help="scenario YAML file")) -> None:
+    """Print the scenario's care pathway as a Mermaid flowchart."""
+    from caresim.pathway.compiled import Pathway
+    from caresim.scenario.loader import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    sys.stdout.write(Pathway(loaded.scenario, n_la=1).mermaid() + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

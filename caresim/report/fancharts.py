@@ -1,0 +1,166 @@
+"""Fan charts: the simulated median and 90% range of a metric, with published history.
+
+Inputs are a summary table (the `summary.csv` columns: `scenario, metric, year,
+geography, mean, p05, p50, p95, replications`) and a history table (`metric, year,
+geography, value, qualifier, source_id`, in the metric's unit). Figures are drawn with
+matplotlib's object-oriented API on the Agg canvas, so nothing touches pyplot's global
+state and no window is opened.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from caresim.results.metrics import metric_info
+
+_COLOURS = ("#1f5f8b", "#c0502d", "#2e8b57", "#7b4fa0", "#b8860b")
+_HISTORY_COLOUR = "#222222"
+_X_LABEL = "Financial year ending 31 March"
+
+
+def _select(df: pd.DataFrame, metric: str, geography: str) -> pd.DataFrame:
+    if df is None or df.empty:
+        return pd.DataFrame(columns=df.columns if df is not None else [])
+    return df[(df["metric"] == metric) & (df["geography"] == geography)].sort_values("year")
+
+
+def _history_for(history: pd.DataFrame | None, metric: str, geography: str, last_year: int) -> pd.DataFrame:
+    if history is None or history.empty:
+        return pd.DataFrame(columns=["metric", "year", "geography", "value", "qualifier", "source_id"])
+    h = _select(history, metric, geography)
+    h = h[h["value"].notna() & (h["year"] <= last_year)]
+    return h.sort_values(["source_id", "year"], kind="mergesort")
+
+
+def _scale(unit: str, peak: float) -> tuple[float, str]:
+    """Divide GBP by a million when the figures are that large, for readable ticks."""
+    if unit == "GBP" and peak >= 1e6:
+        return 1e6, "GBP million"
+    return 1.0, unit
+
+
+def _draw(ax: Axes, summary: pd.DataFrame, history: pd.DataFrame | None, metric: str,
+          geography: str, title: str | None, legend: bool = True) -> tuple[list[str], list[str]]:
+    """Draw one fan chart on `ax`; return the history source ids and qualifiers shown."""
+    sim = _select(summary, metric, geography)
+    info = metric_info(metric)
+    hist = _history_for(history, metric, geography, int(sim["year"].max()))
+    peak = max(
+        float(sim[["p95", "p50"]].abs().max().max()),
+        float(hist["value"].abs().max()) if not hist.empty else 0.0,
+    )
+    divisor, unit = _scale(info.unit, peak)
+    scenarios = list(dict.fromkeys(sim["scenario"])) if "scenario" in sim else [None]
+    for i, scenario in enumerate(scenarios):
+        s = sim if scenario is None else sim[sim["scenario"] == scenario]
+        colour = _COLOURS[i % len(_COLOURS)]
+        label = "" if len(scenarios) == 1 else f"{scenario}: "
+        reps = int(s["replications"].max()) if "replications" in s else 0
+        ax.fill_between(s["year"], s["p05"] / divisor, s["p95"] / divisor, color=colour,
+                        alpha=0.22, linewidth=0,
+                        label=f"{label}simulated 90% range (p05-p95, {reps} replications)")
+        ax.plot(s["year"], s["p50"] / divisor, color=colour, linewidth=2,
+                label=f"{label}simulated median")
+    sources: list[str] = []
+    qualifiers: list[str] = []
+    for j, (source, h) in enumerate(hist.groupby("source_id", sort=True)):
+        sources.append(str(source))
+        qualifier = h["qualifier"].fillna("").astype(str).str.strip()
+        qualified = qualifier != ""
+        qualifiers += list(qualifier[qualified])
+        ax.plot(h["year"], h["value"] / divisor, color=_HISTORY_COLOUR, linewidth=1,
+                linestyle="--", marker="o", markersize=4,
+                label="published" if j == 0 else None)
+        if qualified.any():
+            ax.plot(h.loc[qualified, "year"], h.loc[qualified, "value"] / divisor, linestyle="none",
+                    marker="o", markersize=6, markerfacecolor="white",
+                    markeredgecolor=_HISTORY_COLOUR, label=None)
+    decimals = 0 if peak / divisor >= 100 else 1
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.{decimals}f}"))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(_X_LABEL)
+    ax.set_ylabel(unit)
+    ax.set_title(title or f"{metric}, {geography}", fontsize=10)
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    if legend:
+        ax.legend(fontsize=7, loc="best", frameon=False)
+    return sources, qualifiers
+
+
+def _footnote(fig: Figure, sources: Iterable[str], qualifiers: Iterable[str]) -> None:
+    ids = sorted(set(sources))
+    text = f"Published figures: {', '.join(ids)}." if ids else "No published figures shown."
+    quals = sorted(set(qualifiers))
+    if quals:
+        text += f" Hollow markers: figures qualified as {', '.join(quals)}."
+    fig.text(0.01, 0.005, text, fontsize=6.5, color="#555555", ha="left", va="bottom", wrap=True)
+
+
+def _has_data(summary: pd.DataFrame, metric: str, geography: str) -> bool:
+    return not _select(summary, metric, geography).empty
+
+
+def fan_chart(summary: pd.DataFrame, history: pd.DataFrame | None, metric: str, geography: str,
+              path: Path | str, title: str | None = None) -> Path:
+    """Write a PNG fan chart of `metric` in `geography` to `path`: the simulated median
+    and 90% band (p05-p95) per financial year, with the published history (years up to
+    the last simulated year) as a dashed line with points, and a footnote naming the
+    history's source ids. The y axis is in the metric's unit (GBP in millions when large).
+    Raises `ValueError` if the summary has no rows for the metric and geography."""
+    if not _has_data(summary, metric, geography):
+        raise ValueError(f"no simulated values of {metric!r} for {geography!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(7.5, 4.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    sources, qualifiers = _draw(ax, summary, history, metric, geography, title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _footnote(fig, sources, qualifiers)
+    fig.savefig(path, format="png")
+    fig.clear()
+    return path
+
+
+def _file_name(metric: str) -> str:
+    return "fan_" + metric.replace(".", "_").replace("<", "").replace(">", "") + ".png"
+
+
+def fan_charts(summary: pd.DataFrame, history: pd.DataFrame | None, out_dir: Path | str,
+               metrics: Sequence[str], geography: str = "England") -> list[Path]:
+    """Write `fan_<metric>.png` (dots become underscores) into `out_dir` for every metric
+    in `metrics` that has simulated values in `geography`, plus `fan_charts.png`, a grid
+    of all of them. Returns the paths written, the grid last; empty if nothing had data."""
+    out_dir = Path(out_dir)
+    present = [m for m in dict.fromkeys(metrics) if _has_data(summary, m, geography)]
+    paths = [fan_chart(summary, history, m, geography, out_dir / _file_name(m)) for m in present]
+    if not present:
+        return paths
+    ncols = min(3, len(present))
+    nrows = math.ceil(len(present) / ncols)
+    fig = Figure(figsize=(5.2 * ncols, 3.6 * nrows + 0.4), dpi=100)
+    FigureCanvasAgg(fig)
+    sources: list[str] = []
+    qualifiers: list[str] = []
+    for k, metric in enumerate(present):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        s, q = _draw(ax, summary, history, metric, geography, None, legend=(k == 0))
+        sources += s
+        qualifiers += q
+    fig.suptitle(f"Simulated median and 90% range with published figures, {geography}", fontsize=12)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    _footnote(fig, sources, qualifiers)
+    grid = out_dir / "fan_charts.png"
+    fig.savefig(grid, format="png")
+    fig.clear()
+    paths.append(grid)
+    return paths

@@ -1,0 +1,296 @@
+"""The metric registry: every metric name caresim writes, with its kind, unit and definition.
+
+Conventions shared by every metric (DESIGN.md, "Output contract"):
+
+- `year` is the financial year ending 31 March of that year. A *stock* is the number of
+  children in a state at 31 March `year`; a *flow* counts events from 1 April `year-1`
+  to 31 March `year`; a *cost* is GBP spent over the same financial year, at the prices
+  of the scenario's `costs.price_base` year.
+- Values are scaled up to real children (a run at `--scale 0.1` is multiplied by 10).
+- Stocks, flows, costs and court *components* are additive across local authorities, so
+  regions and England are sums of their LAs. *Ratios* are not: they are recomputed from
+  their components at every geography (`caresim.results.summary.add_ratios`).
+
+Families of metrics (`looked_after.<placement>`, `looked_after.<legal_status>`,
+`care_ceased.<reason>`, `cost.placements.<placement>`) are expanded into `METRICS`;
+`metric_info` also accepts the template names themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from caresim.errors import CaresimError
+from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS
+
+KINDS: tuple[str, ...] = ("stock", "flow", "component", "ratio", "cost")
+
+CEASE_REASONS: tuple[str, ...] = (
+    "returned_home",
+    "special_guardianship",
+    "child_arrangements",
+    "adopted",
+    "left_care",
+    "other",
+)
+
+_PLACEMENT_TEXT: Mapping[str, str] = MappingProxyType(
+    {
+        "kinship_foster": "foster care with a relative or friend (kinship, connected-person carers)",
+        "foster_inhouse": "foster care with the local authority's own foster carers",
+        "foster_agency": "foster care with an independent fostering agency",
+        "residential": "a children's home or other residential setting",
+        "supported": "supported accommodation (semi-independent living, ages 16 and 17)",
+        "placed_with_parents": "at home with parents or others with parental responsibility",
+        "placed_for_adoption": "with prospective adopters",
+    }
+)
+_LEGAL_STATUS_TEXT: Mapping[str, str] = MappingProxyType(
+    {
+        "s20": "accommodated by agreement under section 20 of the Children Act 1989",
+        "interim_care_order": "subject to an interim care order while care proceedings continue",
+        "care_order": "subject to a full care order (section 31)",
+        "placement_order": "subject to a placement order authorising placement for adoption",
+    }
+)
+_REASON_TEXT: Mapping[str, str] = MappingProxyType(
+    {
+        "returned_home": "returned home to parents or relatives without a permanence order",
+        "special_guardianship": "left care under a special guardianship order",
+        "child_arrangements": "left care under a child arrangements order",
+        "adopted": "were adopted",
+        "left_care": "left care on reaching 18",
+        "other": "left care for any other reason",
+    }
+)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One metric: its stable dotted `name`, `kind` (one of `KINDS`), `unit` and a
+    one-sentence plain-English `definition`."""
+
+    name: str
+    kind: str
+    unit: str
+    definition: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"metric {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """A family of metrics `<prefix><member>`, e.g. `looked_after.<placement>`.
+
+    `definition` is a template with `{text}` (the member's description) and `{member}`."""
+
+    template: str
+    prefix: str
+    placeholder: str
+    members: tuple[str, ...]
+    texts: Mapping[str, str]
+    kind: str
+    unit: str
+    definition: str
+    generic: str
+
+    def info(self, member: str) -> MetricInfo:
+        """The `MetricInfo` of one member of the family."""
+        text = self.texts.get(member, member.replace("_", " "))
+        return MetricInfo(
+            self.prefix + member,
+            self.kind,
+            self.unit,
+            self.definition.format(text=text, member=member),
+        )
+
+    def template_info(self) -> MetricInfo:
+        """The `MetricInfo` of the family as a whole (name is the template)."""
+        return MetricInfo(self.template, self.kind, self.unit, self.generic)
+
+
+_C = "children"
+
+# In display order; a `MetricFamily` stands for all of its members.
+_ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
+    # ---- stocks at 31 March ----
+    MetricInfo("looked_after", "stock", _C,
+               "Children looked after by the local authority at 31 March, in any placement "
+               "and under any legal status, including unaccompanied asylum-seeking children."),
+    MetricFamily("looked_after.<placement>", "looked_after.", "<placement>", PLACEMENTS,
+                 _PLACEMENT_TEXT, "stock", _C,
+                 "Children looked after at 31 March who were placed in {text}.",
+                 "Children looked after at 31 March by placement type."),
+    MetricFamily("looked_after.<legal_status>", "looked_after.", "<legal_status>",
+                 LEGAL_STATUSES, _LEGAL_STATUS_TEXT, "stock", _C,
+                 "Children looked after at 31 March who were {text}.",
+                 "Children looked after at 31 March by legal status."),
+    MetricInfo("looked_after.uasc", "stock", _C,
+               "Unaccompanied asylum-seeking children looked after at 31 March."),
+    MetricInfo("child_in_need", "stock", _C,
+               "Children in need at 31 March on the DfE definition: every child with an open "
+               "episode of need (being assessed after referral, on a child in need plan, under "
+               "a section 47 enquiry, on a child protection plan, in pre-proceedings, in care "
+               "proceedings or looked after)."),
+    MetricInfo("child_in_need.plan", "stock", _C,
+               "Children on a section 17 child in need plan at 31 March (not on a protection "
+               "plan, in pre-proceedings, in proceedings or looked after)."),
+    MetricInfo("child_protection_plan", "stock", _C,
+               "Children subject to a child protection plan at 31 March."),
+    MetricInfo("pre_proceedings", "stock", _C,
+               "Children in pre-proceedings under the Public Law Outline at 31 March (letter "
+               "before proceedings sent, no care application issued yet)."),
+    MetricInfo("in_proceedings", "stock", _C,
+               "Children named in section 31 care proceedings that were issued and not yet "
+               "concluded at 31 March, whether living at home or in interim care."),
+    MetricInfo("early_help", "stock", _C,
+               "Children receiving non-statutory early help at 31 March."),
+    MetricInfo("returned_home", "stock", _C,
+               "Children who had left care to return home and were still followed as at risk "
+               "of re-entry at 31 March."),
+    MetricInfo("special_guardianship", "stock", _C,
+               "Children under 18 living under a special guardianship order at 31 March (not "
+               "counted as looked after)."),
+    MetricInfo("child_arrangements", "stock", _C,
+               "Children under 18 living under a child arrangements order made in care "
+               "proceedings at 31 March (not counted as looked after)."),
+    # ---- flows over the financial year ----
+    MetricInfo("referrals", "flow", "referrals",
+               "Referrals to children's social care received in the year (a child referred "
+               "twice counts twice)."),
+    MetricInfo("rereferrals", "flow", "referrals",
+               "Referrals in the year of a child referred before within the previous 12 "
+               "months (DfE re-referral definition)."),
+    MetricInfo("s47_enquiries", "flow", "enquiries",
+               "Section 47 child protection enquiries started in the year."),
+    MetricInfo("cpp_starts", "flow", "plans",
+               "Child protection plans started in the year."),
+    MetricInfo("pre_proceedings_starts", "flow", _C,
+               "Children entering pre-proceedings under the Public Law Outline in the year."),
+    MetricInfo("proceedings_issued", "flow", _C,
+               "Children named in section 31 care applications issued in the year."),
+    MetricInfo("proceedings_issued_cases", "flow", "cases",
+               "Section 31 care applications issued in the year, counted by family (siblings "
+               "share one application)."),
+    MetricInfo("care_starts", "flow", _C,
+               "Children starting a period of care in the year, including re-entries and "
+               "unaccompanied asylum-seeking children (each start counted)."),
+    MetricInfo("care_starts.uasc", "flow", _C,
+               "Unaccompanied asylum-seeking children starting to be looked after in the year."),
+    MetricInfo("care_ceased", "flow", _C,
+               "Children ceasing to be looked after in the year, for any reason (each "
+               "period of care that ends counted)."),
+    MetricFamily("care_ceased.<reason>", "care_ceased.", "<reason>", CEASE_REASONS,
+                 _REASON_TEXT, "flow", _C,
+                 "Children ceasing to be looked after in the year who {text}.",
+                 "Children ceasing to be looked after in the year by reason."),
+    MetricInfo("care_reentries", "flow", _C,
+               "Care starts in the year by children who had been looked after before."),
+    MetricInfo("sgo_granted", "flow", _C,
+               "Special guardianship orders granted in the year, from care or at the end of "
+               "care proceedings (children)."),
+    MetricInfo("adoptions", "flow", _C,
+               "Children adopted from care in the year (adoption order granted)."),
+    MetricInfo("sgo_breakdowns", "flow", _C,
+               "Special guardianship arrangements that broke down in the year, the child "
+               "being referred again or returning to care."),
+    # ---- court components (additive; ratios are derived from them) ----
+    MetricInfo("proceedings_completed_cases", "component", "cases",
+               "Section 31 care cases (families) that reached a final order in the year."),
+    MetricInfo("proceedings_weeks_total", "component", "case-weeks",
+               "Sum, over care cases completed in the year, of the weeks from issue to final "
+               "order."),
+    MetricInfo("proceedings_within_26_weeks_cases", "component", "cases",
+               "Care cases completed in the year within 26 weeks of issue."),
+    # ---- court ratios (not additive) ----
+    MetricInfo("proceedings_mean_weeks", "ratio", "weeks",
+               "Mean weeks from issue to final order of the care cases completed in the year "
+               "(proceedings_weeks_total / proceedings_completed_cases)."),
+    MetricInfo("proceedings_within_26_weeks", "ratio", "percent",
+               "Percentage of care cases completed in the year that finished within 26 weeks "
+               "of issue."),
+    # ---- money ----
+    MetricFamily("cost.placements.<placement>", "cost.placements.", "<placement>", PLACEMENTS,
+                 _PLACEMENT_TEXT, "cost", "GBP",
+                 "Spending in the year on looked-after placements in {text}, at the "
+                 "scenario's price base.",
+                 "Spending in the year on looked-after placements by placement type, at the "
+                 "scenario's price base."),
+    MetricInfo("cost.placements", "cost", "GBP",
+               "Spending in the year on all looked-after placements, at the scenario's price "
+               "base."),
+    MetricInfo("cost.court", "cost", "GBP",
+               "Cost in the year of care proceedings at the unit costs set in the scenario, "
+               "at the scenario's price base."),
+    MetricInfo("cost.total", "cost", "GBP",
+               "Sum of all cost components in the year, at the scenario's price base."),
+)
+
+
+def _expand(entries: tuple[MetricInfo | MetricFamily, ...]) -> dict[str, MetricInfo]:
+    out: dict[str, MetricInfo] = {}
+    for entry in entries:
+        infos = [entry.info(m) for m in entry.members] if isinstance(entry, MetricFamily) else [entry]
+        for info in infos:
+            if info.name in out:
+                raise ValueError(f"metric {info.name!r} is defined twice")
+            out[info.name] = info
+    return out
+
+
+#: Every concrete metric name -> its `MetricInfo` (read-only).
+METRICS: Mapping[str, MetricInfo] = MappingProxyType(_expand(_ENTRIES))
+
+#: Family template name -> `MetricFamily` (read-only).
+FAMILIES: Mapping[str, MetricFamily] = MappingProxyType(
+    {e.template: e for e in _ENTRIES if isinstance(e, MetricFamily)}
+)
+
+#: Metrics that are not additive across geographies and are derived from components.
+RATIO_METRICS: frozenset[str] = frozenset(n for n, i in METRICS.items() if i.kind == "ratio")
+
+
+def is_additive(name: str) -> bool:
+    """True unless `name` is a ratio metric. Unknown names count as additive, because
+    the engine's record contract is that every record metric is additive across LAs."""
+    return name not in RATIO_METRICS
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The `MetricInfo` of a metric name, including family members such as
+    `looked_after.residential` and the templates themselves (`looked_after.<placement>`).
+
+    Raises `CaresimError` (the name is user input, e.g. a `--metric` option) if unknown."""
+    if name in METRICS:
+        return METRICS[name]
+    if name in FAMILIES:
+        return FAMILIES[name].template_info()
+    close = difflib.get_close_matches(name, [*METRICS, *FAMILIES], n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise CaresimError(
+        f"unknown metric {name!r}.{hint} The metrics are listed in the README (Metrics)."
+    )
+
+
+def metrics_markdown_table() -> str:
+    """A Markdown table of every metric (families collapsed to one row), followed by the
+    members of each family: the README's metric reference."""
+    lines = ["| metric | kind | unit | definition |", "|---|---|---|---|"]
+    for entry in _ENTRIES:
+        info = entry.template_info() if isinstance(entry, MetricFamily) else entry
+        definition = info.definition.replace("|", "\\|")
+        lines.append(f"| `{info.name}` | {info.kind} | {info.unit} | {definition} |")
+    lines.append("")
+    seen: set[str] = set()
+    for family in FAMILIES.values():
+        if family.placeholder in seen:
+            continue
+        seen.add(family.placeholder)
+        members = ", ".join(f"`{m}`" for m in family.members)
+        lines.append(f"- `{family.placeholder}` is one of {members}.")
+    return "\n".join(lines) + "\n"
