@@ -287,6 +287,7 @@ def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
     k.nxt[idx] = e
     k.rule[idx] = r.rule_id
     k.t_next[idx] = np.inf
+    sim.watch_age_in_court(idx)
     order = np.argsort(k.fam[idx], kind="stable")
     idx = idx[order]
     cut = np.flatnonzero(np.diff(k.fam[idx])) + 1
@@ -300,7 +301,8 @@ def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
     rem = r.sojourn.sample_residual(u_rem, el) * d
     areas = sim.court_area[k.la[first]]
     n_cases = np.bincount(areas, minlength=len(sim.courts))
-    stretch = np.array([max(1.0, n / c.capacity) if c.capacity > 0 else 1.0
+    # time already spent ran at the pace the current caseload allows
+    stretch = np.array([max(1.0, (n / c.capacity) ** c.alpha) if c.capacity > 0 else 1.0
                         for n, c in zip(n_cases, sim.courts)])
     for grp, a, w, e0 in zip(groups, areas.tolist(), rem.tolist(), (el * d).tolist()):
         t_issue = -e0 * stretch[a]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from caresim.pathway.compiled import LEGAL_INDEX, STATE_INDEX
-from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS
+from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS, STATES
 
 if TYPE_CHECKING:
     from caresim.engine.children import Children
@@ -39,7 +39,8 @@ DFE_CIN = [S[s] for s in ("referral", "child_in_need", "s47_enquiry", "child_pro
 class Recorder:
     """Accumulates flows (n_years x n_la) and stocks ((n_years + 1) x n_la)."""
 
-    def __init__(self, edges: np.ndarray, n_la: int, first_year: int):
+    def __init__(self, edges: np.ndarray, n_la: int, first_year: int, audit: bool = False):
+        self.audit = audit
         self.edges = edges
         self.n_years = len(edges) - 1
         self.n_la = n_la
@@ -98,6 +99,28 @@ class Recorder:
         self.stocks["child_in_need"][k] = count(np.isin(state, DFE_CIN))
         for metric, s in STOCK_STATES.items():
             self.stocks[metric][k] = count(state == S[s])
+
+    def moves(self, src: np.ndarray, dest: np.ndarray, t: np.ndarray, la: np.ndarray) -> None:
+        """Audit: count moves between states (src -1 = a new arrival)."""
+        pair = (src.astype(np.int32) + 1) * 64 + dest.astype(np.int32)
+        for p in np.unique(pair):
+            m = pair == p
+            a, b = divmod(int(p), 64)
+            name = "new" if a == 0 else STATES[a - 1]
+            self.flow(f"moves.{name}->{STATES[b]}", t[m], la[m])
+
+    def audit_snapshot(self, k: int, kids: "Children", t: float) -> None:
+        """Audit: occupancy of every state (all children ever created), children in
+        children's-services states at 18 or over, and invalid states."""
+        n = kids.n
+        state, la = kids.state[:n], kids.la[:n]
+        for i, s in enumerate(STATES):
+            self.stocks[f"occupancy.{s}"][k] = np.bincount(la[state == i], minlength=self.n_la)
+        in_services = ~kids.done[:n] & ~np.isin(state, [S["closed"], S["adopted"], S["left_care"]])
+        over = in_services & ((t - kids.birth[:n]) >= 18 * 365.25 + 1e-6)
+        self.stocks["audit.over_18_in_services"][k] = np.bincount(la[over], minlength=self.n_la)
+        bad = (state < 0) | (state >= len(STATES))
+        self.stocks["audit.invalid_state"][k] = np.bincount(la[bad], minlength=self.n_la)
 
     def records(self, codes: list[str], factor: float) -> pd.DataFrame:
         """Long records (metric, year, geography, value), counts multiplied by `factor`."""

@@ -59,6 +59,7 @@ CEASED_REASON = {
     S["left_care"]: "left_care",
 }
 AGE_OUT_DAYS = 18 * DAYS_PER_YEAR
+NEW = -1  # state of a child arriving, before it enters its first state
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,11 @@ class Simulation:
     """A single replication. `run()` returns its records at LA level."""
 
     def __init__(self, scenario: Scenario, la_inputs: pd.DataFrame, seed: int,
-                 replication: int, scale: float = 1.0):
+                 replication: int, scale: float = 1.0, audit: bool = False):
+        """`audit` also records every move between states (`moves.<from>-><to>`, arrivals
+        from `new`) and state occupancy (`occupancy.<state>`), for conservation checks."""
         self.sc = scenario
+        self.audit = audit
         self.scale = float(scale)
         self.las = LocalAuthorities.from_inputs(la_inputs, scenario.geography)
         self.streams = Streams(seed, replication)
@@ -122,7 +126,7 @@ class Simulation:
         self.windows = self._windows()
         self.env = simpy.Environment()
         self.kids = Children()
-        self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year)
+        self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year, audit=audit)
         self._buckets: dict[int, list[np.ndarray]] = defaultdict(list)
         self._keys: dict[str, np.uint64] = {}
         self.transitions = 0
@@ -232,6 +236,8 @@ class Simulation:
         try:
             self._initial()
             self.rec.snapshot(0, self.kids, self)
+            if self.audit:
+                self.rec.audit_snapshot(0, self.kids, 0.0)
             year_at = {float(e): k for k, e in enumerate(self.edges)}
             for w in range(len(self.windows) - 1):
                 t0, t1 = float(self.windows[w]), float(self.windows[w + 1])
@@ -248,6 +254,8 @@ class Simulation:
                 if t1 in year_at:
                     self._accrue_costs(np.flatnonzero(self.kids.in_care[: self.kids.n]), t1)
                     self.rec.snapshot(year_at[t1], self.kids, self)
+                    if self.audit:
+                        self.rec.audit_snapshot(year_at[t1], self.kids, t1)
         finally:
             gc.set_threshold(*old)
         return self.rec.records(self.las.codes, 1.0 / self.scale)
@@ -309,7 +317,7 @@ class Simulation:
             la_c, t_c = np.repeat(la_f, fsize), np.repeat(t_f, fsize)
             age = sample_bands(g.random(la_c.size), a.age_at_referral)
             idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR, fsize)
-            self.kids.state[idx] = S["closed"]
+            self.kids.state[idx] = NEW
             self._enter(idx, t_c, np.full(idx.size, S["referral"], np.int8),
                         np.full(idx.size, -1, np.int8))
         u = a.uasc
@@ -323,7 +331,7 @@ class Simulation:
             age = sample_bands(g.random(la_c.size), u.age_at_arrival)
             idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR)
             self.kids.uasc[idx] = True
-            self.kids.state[idx] = S["closed"]
+            self.kids.state[idx] = NEW
             self.rec.flow("care_starts.uasc", t_c, la_c)
             self._enter(idx, t_c, np.full(idx.size, S["looked_after"], np.int8),
                         np.full(idx.size, LEGAL_INDEX["s20"], np.int8))
@@ -416,6 +424,8 @@ class Simulation:
         k.legal[idx[to_proc & was_in_care]] = LEGAL_INDEX["interim_care_order"]
 
         # -- state change
+        if self.audit:
+            self.rec.moves(src, dest, t, la)
         k.state[idx] = dest
         k.t_enter[idx] = t
         k.nev[idx] += 1
@@ -509,6 +519,7 @@ class Simulation:
         k.nxt[idx] = e
         k.rule[idx] = r.rule_id
         k.t_next[idx] = np.inf
+        self.watch_age_in_court(idx)
         order = np.lexsort((t, k.fam[idx]))
         idx, t, work = idx[order], t[order], work[order]
         key = np.stack([k.fam[idx].astype(float), t])
@@ -522,6 +533,21 @@ class Simulation:
             if tg[0] < self.env.now:
                 self.late_court += 1
             self._at(float(tg[0]), self.courts[area].submit, (grp, float(tg[0])), float(wg[0]))
+
+    def watch_age_in_court(self, idx: np.ndarray) -> None:
+        """A child reaching 18 during proceedings leaves them then (no order can be made)."""
+        k = self.kids
+        t18 = k.birth[idx] + AGE_OUT_DAYS
+        soon = t18 < self.horizon
+        for i, tt, ev in zip(idx[soon].tolist(), t18[soon].tolist(), k.nev[idx[soon]].tolist()):
+            self._at(tt, self._age_out_in_court, i, ev)
+
+    def _age_out_in_court(self, i: int, nev: int) -> None:
+        k = self.kids
+        if k.state[i] == S["proceedings"] and k.nev[i] == nev and not k.done[i]:
+            k.nxt[i] = -1
+            k.t_next[i] = self.env.now
+            self._schedule(np.array([i]))
 
     def _court_done(self, payload: tuple[np.ndarray, float], now: float) -> None:
         grp, t_issue = payload

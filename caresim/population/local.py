@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 from caresim.errors import CaresimError
+from caresim.scenario.model import LA_INDICES as INDICES
 from caresim.scenario.model import Geography
-
-INDICES = ("cpp_index", "care_entry_index", "cla_duration_index", "cin_duration_index")
 
 
 def _ratio_index(la: pd.DataFrame, nat: pd.Series, num: pd.Series, den: pd.Series,

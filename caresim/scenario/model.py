@@ -90,6 +90,10 @@ AgeBand = Literal["under_1", "1-4", "5-9", "10-15", "16-17"]
 #: lower edge of each age band, in years
 AGE_BAND_EDGES: tuple[float, ...] = (0.0, 1.0, 5.0, 10.0, 16.0)
 
+#: LA indices derived from the calibration table (1 = England), see caresim.population.local
+LA_INDICES: tuple[str, ...] = ("cpp_index", "care_entry_index", "cla_duration_index", "cin_duration_index")
+LaIndex = Literal["cpp_index", "care_entry_index", "cla_duration_index", "cin_duration_index"]
+
 HistoryFlag = Literal["prior_care", "prior_cpp", "rereferral", "uasc"]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -399,7 +403,7 @@ class LocalVariation(Provenance):
     states: list[StateName] = Field(
         default_factory=list, description="for kind: duration, the states whose sojourns it stretches"
     )
-    index: str = Field(description="derived index name (see caresim.population.local)")
+    index: LaIndex = Field(description="LA index from la_inputs (see caresim.population.local)")
     bounds: tuple[PositiveFloat, PositiveFloat] = (0.25, 4.0)
 
 

@@ -1,0 +1,121 @@
+"""Whole-engine invariants on the tiny scenario: conservation, ageing out, multipliers,
+capacity and scaling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from caresim.engine.simulation import Simulation
+from caresim.scenario.model import STATES
+
+
+def _run(scenario, la_inputs, seed=11, scale=0.3, audit=False, replication=0):
+    sim = Simulation(scenario, la_inputs, seed=seed, replication=replication, scale=scale,
+                     audit=audit)
+    return sim.run(), sim
+
+
+def _wide(rec, metric):
+    return rec[rec.metric == metric].pivot(index="year", columns="geography", values="value")
+
+
+@pytest.fixture(scope="module")
+def audited(tiny, la_inputs):
+    rec, sim = _run(tiny.scenario, la_inputs, audit=True)
+    return rec, sim
+
+
+def test_every_state_conserves_children_per_la_and_year(audited):
+    rec, sim = audited
+    moves = rec[rec.metric.str.startswith("moves.")].copy()
+    moves[["src", "dst"]] = moves.metric.str[6:].str.split("->", expand=True)
+    years = sorted(rec[rec.metric == "occupancy.referral"].year.unique())
+    checked = 0
+    for s in STATES:
+        occ = _wide(rec, f"occupancy.{s}")
+        inflow = moves[moves.dst == s].groupby(["year", "geography"]).value.sum()
+        outflow = moves[moves.src == s].groupby(["year", "geography"]).value.sum()
+        for y0, y1 in zip(years[:-1], years[1:]):
+            for la in occ.columns:
+                change = occ.loc[y1, la] - occ.loc[y0, la]
+                net = inflow.get((y1, la), 0.0) - outflow.get((y1, la), 0.0)
+                assert change == pytest.approx(net, abs=1e-6), (s, y1, la)
+                checked += 1
+    assert checked == len(STATES) * (len(years) - 1) * 2
+
+
+def test_looked_after_stock_equals_start_plus_starts_minus_ceased(audited):
+    rec, _ = audited
+    stock, starts, ceased = (_wide(rec, m) for m in ("looked_after", "care_starts", "care_ceased"))
+    for y in starts.index:
+        assert np.allclose(stock.loc[y], stock.loc[y - 1] + starts.loc[y] - ceased.loc[y])
+
+
+def test_each_child_in_one_valid_state_and_none_over_18(audited):
+    rec, sim = audited
+    assert rec[rec.metric == "audit.invalid_state"].value.sum() == 0
+    assert rec[rec.metric == "audit.over_18_in_services"].value.sum() == 0
+    total = rec[rec.metric.str.startswith("occupancy.")].groupby("year").value.sum()
+    arrivals = rec[rec.metric.str.startswith("moves.new->")].groupby("year").value.sum()
+    for y in arrivals.index:
+        assert total[y] == pytest.approx(total[y - 1] + arrivals[y])
+    # children's-services states are left at 18: nobody older remains in one at the end
+    k = sim.kids
+    live = ~k.done[: k.n]
+    ages = (sim.horizon - k.birth[: k.n]) / 365.25
+    in_services = live & ~np.isin(k.state[: k.n], [STATES.index(s) for s in ("closed", "adopted", "left_care")])
+    assert not np.any(ages[in_services] >= 18 + 1e-6)
+
+
+def test_hazard_multiplier_of_one_changes_nothing(tiny, la_inputs):
+    base = tiny.scenario.model_copy(update={"hazard_multipliers": []})
+    assert tiny.scenario.hazard_multipliers and tiny.scenario.hazard_multipliers[0].value == 1.0
+    a, _ = _run(base, la_inputs)
+    b, _ = _run(tiny.scenario, la_inputs)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_hazard_multiplier_moves_its_transition(tiny, la_inputs):
+    from caresim.scenario.model import HazardMultiplier
+
+    hm = HazardMultiplier(transition="child_protection_plan->pre_proceedings", value=3.0)
+    up = tiny.scenario.model_copy(update={"hazard_multipliers": [hm]})
+    runs = {name: [_run(sc, la_inputs, seed=s, scale=1.0)[0] for s in range(3)]
+            for name, sc in (("base", tiny.scenario), ("up", up))}
+    tot = {n: sum(r[r.metric == "pre_proceedings_starts"].value.sum() for r in rs)
+           for n, rs in runs.items()}
+    # Poisson-scale noise on a count of several hundred: a 3x hazard must show clearly
+    assert tot["up"] > tot["base"] + 4 * np.sqrt(tot["base"])
+
+
+def test_tight_court_lengthens_proceedings(tiny, la_inputs):
+    c = tiny.scenario.court
+
+    def with_capacity(value):
+        court = c.model_copy(update={
+            "capacity_cases": c.capacity_cases.model_copy(update={"value": value}),
+            "congestion_elasticity": c.congestion_elasticity.model_copy(update={"value": 0.5})})
+        return tiny.scenario.model_copy(update={"court": court})
+
+    def court_stats(sc):
+        weeks = cases = within = 0.0
+        for s in range(3):
+            r, _ = _run(sc, la_inputs, seed=s, scale=1.0)
+            weeks += r[r.metric == "proceedings_weeks_total"].value.sum()
+            cases += r[r.metric == "proceedings_completed_cases"].value.sum()
+            within += r[r.metric == "proceedings_within_26_weeks_cases"].value.sum()
+        return weeks / cases, within / cases
+
+    w_ample, s_ample = court_stats(with_capacity(1e7))
+    w_tight, s_tight = court_stats(with_capacity(2000.0))
+    assert w_tight > 1.2 * w_ample
+    assert s_tight < s_ample
+
+
+def test_scale_scales_counts_back_up(tiny, la_inputs):
+    codes = tiny.scenario.geography.las
+    published = la_inputs[la_inputs.geography.isin(codes)].cla_at31.sum()
+    rec, _ = _run(tiny.scenario, la_inputs, scale=0.1)
+    start = rec[(rec.metric == "looked_after") & (rec.year == 2024)].value.sum()
+    # stochastic rounding per LA and group: counts are right to within a few children / scale
+    assert abs(start - published) <= 4 * np.sqrt(published / 0.1) + 4 / 0.1

@@ -1,0 +1,80 @@
+"""Competing risks: exit probabilities, age multipliers and exact hazard multipliers."""
+
+import numpy as np
+import pytest
+
+from caresim.pathway.compiled import Pathway, STATE_INDEX, age_band
+
+N = 200_000
+
+
+@pytest.fixture(scope="module")
+def pathway(tiny):
+    return Pathway(tiny.scenario, n_la=1)
+
+
+def _draw(rule, extra=None, band=3, seed=0):
+    g = np.random.default_rng(seed)
+    return rule.draw(g.random(N), g.random(N), np.zeros(N, int), np.full(N, band),
+                     np.zeros((N, 4), bool), extra_hazard=extra)
+
+
+def test_exit_shares_follow_probabilities(pathway):
+    r = pathway.rule(STATE_INDEX["s47_enquiry"])
+    e, t = _draw(r)
+    q = r.exit_probabilities(np.array([3]), np.zeros((1, 4), bool))[0]
+    for j in range(r.n_exits):
+        share = np.mean(e == j)
+        assert abs(share - q[j]) < 4 * np.sqrt(q[j] * (1 - q[j]) / N) + 1e-12
+
+
+def test_multiplier_one_changes_no_draw(pathway):
+    r = pathway.rule(STATE_INDEX["child_protection_plan"])
+    e0, t0 = _draw(r)
+    e1, t1 = _draw(r, extra=np.ones((N, r.n_exits)))
+    assert np.array_equal(e0, e1) and np.array_equal(t0, t1)
+
+
+def test_hazard_multiplier_is_exact_competing_risk(pathway):
+    """Doubling one cause-specific hazard: P(that exit) = 2q/(1+q) and the whole stay's
+    survival becomes S(t)**(1+q)."""
+    r = pathway.rule(STATE_INDEX["child_protection_plan"])
+    j = r.labels.index("pre_proceedings")
+    h = np.ones((N, r.n_exits))
+    h[:, j] = 2.0
+    e, t = _draw(r, extra=h)
+    q = r.exit_probabilities(np.array([3]), np.zeros((1, 4), bool))[0][j]
+    expected = 2 * q / (1 + q)
+    assert abs(np.mean(e == j) - expected) < 4 * np.sqrt(expected * (1 - expected) / N)
+    t_med = float(r.sojourn.quantile(0.5))
+    s_exp = float(r.sojourn.survival(t_med)) ** (1 + q)
+    assert abs(np.mean(t > t_med) - s_exp) < 4 * np.sqrt(s_exp * (1 - s_exp) / N)
+
+
+def test_age_multiplier_shifts_destinations(tiny):
+    from caresim.scenario.model import Scenario
+
+    data = tiny.scenario.model_dump()
+    exits = data["pathway"]["child_in_need"]["exits"]
+    exits["looked_after"]["age_multiplier"] = {"16-17": 3.0}
+    p = Pathway(Scenario.model_validate(data), n_la=1).rule(STATE_INDEX["child_in_need"])
+    j = p.labels.index("looked_after")
+    teen = p.exit_probabilities(np.array([4]), np.zeros((1, 4), bool))[0][j]
+    child = p.exit_probabilities(np.array([2]), np.zeros((1, 4), bool))[0][j]
+    q = float(exits["looked_after"]["p"])
+    assert child == pytest.approx(q)
+    assert teen == pytest.approx(3 * q / (1 + 2 * q))
+
+
+def test_age_bands():
+    assert list(age_band(np.array([0.5, 1.0, 4.99, 5.0, 12, 16.0, 17.9]))) == [0, 1, 1, 2, 3, 4, 4]
+
+
+def test_mermaid_lists_every_transition(pathway):
+    text = pathway.mermaid()
+    assert text.startswith("flowchart TD")
+    for r in pathway.rules:
+        for j in range(r.n_exits):
+            src, dst = r.names[j].split("->")
+            if src != dst:
+                assert f"{src} -->" in text and f"| {dst}" in text
