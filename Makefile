@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/caresim run scenarios/baseline.yaml --scale 0.1 --replications 4
+	$(BIN)/caresim run scenarios/baseline.yaml --scale 0.1 --replications 4 --jobs 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

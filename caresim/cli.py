@@ -120,5 +120,20 @@ def pathway(scenario: Path = typer.Argument(Path("scenarios/baseline.yaml"), hel
     sys.stdout.write(Pathway(loaded.scenario, n_la=1).mermaid() + "\n")
 
 
+@app.command()
+def docs(root: Path = typer.Option(Path("."), help="project root")) -> None:
+    """Regenerate README's pathway diagram and metric table, and docs/parameters.md."""
+    from caresim.report.docs import write_docs
+    from caresim.scenario.loader import load_scenario
+
+    try:
+        loaded = load_scenario(root / "scenarios" / "baseline.yaml")
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    for p in write_docs(root, loaded):
+        out.print(f"wrote {p}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -177,7 +177,14 @@ class Pathway:
                     continue
                 tag = lab if r.variant == "default" else f"{r.variant}: {lab}"
                 edges.setdefault((src, dst), []).append(tag)
-        lines = ["flowchart TD"]
+        # arrivals and the 18th birthday are engine rules, not scenario exits
+        edges.setdefault(("looked_after", "left_care"), []).append("18th birthday")
+        edges.setdefault(("proceedings", "left_care"), []).append("18th birthday in interim care")
+        lines = [
+            "flowchart TD",
+            '    new_referral(["new referrals (per LA)"]) --> referral',
+            '    uasc_arrival(["UASC arrivals"]) --> looked_after',
+        ]
         for (src, dst), labs in sorted(edges.items()):
             lines.append(f"    {src} -->|\"{'; '.join(sorted(set(labs)))}\"| {dst}")
         return "\n".join(lines)
