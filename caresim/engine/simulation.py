@@ -131,6 +131,7 @@ class Simulation:
         self._keys: dict[str, np.uint64] = {}
         self.transitions = 0
         self.late_court = 0
+        self._completed: list[tuple[float, int, float]] = []
         self.simpy_events = 0
         self._setup_court()
         self._setup_placements()
@@ -213,6 +214,9 @@ class Simulation:
         if idx.size == 0:
             return
         w = np.searchsorted(self.windows, t, side="right") - 1
+        if w[0] == w[-1] and (w.size < 3 or np.all(w == w[0])):
+            self._buckets[int(w[0])].append(idx)
+            return
         order = np.argsort(w, kind="stable")
         w, idx = w[order], idx[order]
         cut = np.flatnonzero(np.diff(w)) + 1
@@ -251,6 +255,7 @@ class Simulation:
                         self.env.run(until=t1)
                         continue
                     break
+                self._flush_court()
                 if t1 in year_at:
                     self._accrue_costs(np.flatnonzero(self.kids.in_care[: self.kids.n]), t1)
                     self.rec.snapshot(year_at[t1], self.kids, self)
@@ -524,15 +529,16 @@ class Simulation:
         idx, t, work = idx[order], t[order], work[order]
         key = np.stack([k.fam[idx].astype(float), t])
         cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
-        for grp, tg, wg in zip(np.split(idx, cut), np.split(t, cut), np.split(work, cut)):
-            la0 = int(k.la[grp[0]])
-            self.rec.flow("proceedings_issued_cases", tg[:1], np.array([la0]))
-            self.rec.flow_value("cost.court", tg[:1], np.array([la0]),
-                                np.array([self.sc.costs.court_per_case.value]))
-            area = int(self.court_area[la0])
-            if tg[0] < self.env.now:
-                self.late_court += 1
-            self._at(float(tg[0]), self.courts[area].submit, (grp, float(tg[0])), float(wg[0]))
+        first = np.concatenate([[0], cut])
+        la_case, t_case = k.la[idx[first]], t[first]
+        self.rec.flow("proceedings_issued_cases", t_case, la_case)
+        self.rec.flow_value("cost.court", t_case, la_case,
+                            np.full(first.size, self.sc.costs.court_per_case.value))
+        self.late_court += int(np.sum(t_case < self.env.now))
+        areas = self.court_area[la_case]
+        for grp, a, tc, wc in zip(np.split(idx, cut), areas.tolist(), t_case.tolist(),
+                                  work[first].tolist()):
+            self._at(tc, self.courts[a].submit, (grp, tc), wc)
 
     def watch_age_in_court(self, idx: np.ndarray) -> None:
         """A child reaching 18 during proceedings leaves them then (no order can be made)."""
@@ -552,18 +558,23 @@ class Simulation:
     def _court_done(self, payload: tuple[np.ndarray, float], now: float) -> None:
         grp, t_issue = payload
         k = self.kids
-        weeks = (now - t_issue) / 7.0
-        la0 = np.array([k.la[grp[0]]])
-        tt = np.array([now])
-        self.rec.flow("proceedings_completed_cases", tt, la0)
-        self.rec.flow_value("proceedings_weeks_total", tt, la0, np.array([weeks]))
-        if weeks <= 26.0:
-            self.rec.flow("proceedings_within_26_weeks_cases", tt, la0)
+        self._completed.append((now, int(k.la[grp[0]]), (now - t_issue) / 7.0))
         live = grp[(k.state[grp] == S["proceedings"]) & ~k.done[grp]]
         aged = (now - k.birth[live]) >= AGE_OUT_DAYS
         k.nxt[live[aged]] = -1
         k.t_next[live] = now
         self._schedule(live)
+
+    def _flush_court(self) -> None:
+        """Record the cases completed since the last flush (batched for speed)."""
+        if not self._completed:
+            return
+        t, la, weeks = (np.array(c) for c in zip(*self._completed))
+        la = la.astype(np.int64)
+        self._completed.clear()
+        self.rec.flow("proceedings_completed_cases", t, la)
+        self.rec.flow_value("proceedings_weeks_total", t, la, weeks)
+        self.rec.flow("proceedings_within_26_weeks_cases", t[weeks <= 26.0], la[weeks <= 26.0])
 
     # -- drawing the next stay ------------------------------------------------------------
     def _variant(self, idx: np.ndarray) -> np.ndarray:
