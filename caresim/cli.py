@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate children's journeys through English children's social care "
                        "and the family courts.")
 err = Console(stderr=True)
-out = Console()
+out = Console(width=None if Console().is_terminal else 120)
 
 
 def _fail(exc: CaresimError) -> None:

@@ -85,3 +85,54 @@ def test_durations_stretch_when_demand_rises():
     assert light == pytest.approx(100.0, rel=0.02)
     assert busy > 1.2 * light
     assert busier > 1.2 * busy
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cases=st.lists(st.tuples(st.floats(0, 500), st.floats(0.5, 400)), min_size=1, max_size=40),
+    capacity=st.floats(0.5, 30),
+    alpha=st.floats(0.1, 1.0),
+)
+def test_court_completes_every_case_once_never_faster_than_its_work(cases, capacity, alpha):
+    env = simpy.Environment()
+    done = {}
+
+    def complete(p, t):
+        assert p not in done
+        done[p] = t
+
+    area = CourtArea(env, capacity, complete, alpha)
+    for i, (arrive, work) in enumerate(cases):
+        env.timeout(arrive).callbacks.append(lambda _e, i=i, w=work: area.submit(i, w))
+    env.run()
+    assert set(done) == set(range(len(cases)))
+    for i, (arrive, work) in enumerate(cases):
+        assert done[i] - arrive >= work * (1 - 1e-9) - 1e-6
+    assert area.in_progress == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), st.integers(0, 2)), max_size=80),
+       caps=st.tuples(st.integers(0, 5), st.integers(0, 5)))
+def test_placement_pools_never_exceed_capacity(ops, caps):
+    env = simpy.Environment()
+    cap = np.array([[caps[0], caps[1], np.inf]], dtype=float)
+    supply = PlacementSupply(env, cap, np.zeros_like(cap), [[0, 1], [1], [2]])
+    held = []
+    for is_request, t in ops:
+        if is_request:
+            plc, pooled = supply.request(0, t)
+            if pooled:
+                held.append(plc)
+        elif held:
+            supply.release(0, held.pop())
+        if caps[0] == 0 and caps[1] == 0:
+            assert not held
+        occ = supply.occupancy()
+        for (a, k), used in occ.items():
+            assert 0 <= used <= cap[a, k]
+            assert used == sum(1 for h in held if h == k)

@@ -27,8 +27,13 @@ class PlacementSupply:
         self.env = env
         self.fallback = fallback
         self.pools: dict[tuple[int, int], simpy.Container] = {}
+        self.no_places: set[tuple[int, int]] = set()  # capacity 0: always full
         for a, t in zip(*np.nonzero(np.isfinite(capacity))):
-            cap = max(float(capacity[a, t]), float(occupied[a, t]), 1.0)
+            # children already placed at the start keep their places, even over capacity
+            cap = max(float(capacity[a, t]), float(occupied[a, t]))
+            if cap <= 0:
+                self.no_places.add((int(a), int(t)))
+                continue
             self.pools[(int(a), int(t))] = simpy.Container(
                 env, capacity=cap, init=max(cap - float(occupied[a, t]), 0.0)
             )
@@ -38,6 +43,8 @@ class PlacementSupply:
         """Place a child now: returns (placement type, holds a pooled place)."""
         chain = self.fallback[preferred]
         for t in chain:
+            if (area, t) in self.no_places:
+                continue
             pool = self.pools.get((area, t))
             if pool is None:
                 return t, False  # unlimited type
