@@ -136,3 +136,16 @@ def test_placement_pools_never_exceed_capacity(ops, caps):
         for (a, k), used in occ.items():
             assert 0 <= used <= cap[a, k]
             assert used == sum(1 for h in held if h == k)
+
+
+def test_starting_occupancy_over_capacity_is_repaid_before_places_free():
+    env = simpy.Environment()
+    cap = np.array([[2.0]])
+    supply = PlacementSupply(env, cap, np.array([[4.0]]), [[0]])
+    assert supply.request(0, 0) == (0, False)  # full: spot purchase
+    supply.release(0, 0)
+    supply.release(0, 0)  # two releases repay the excess of two
+    assert supply.occupancy()[(0, 0)] == 2.0
+    assert supply.request(0, 0) == (0, False)
+    supply.release(0, 0)
+    assert supply.request(0, 0) == (0, True)

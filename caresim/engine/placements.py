@@ -28,15 +28,17 @@ class PlacementSupply:
         self.fallback = fallback
         self.pools: dict[tuple[int, int], simpy.Container] = {}
         self.no_places: set[tuple[int, int]] = set()  # capacity 0: always full
+        self.debt: dict[tuple[int, int], float] = {}
         for a, t in zip(*np.nonzero(np.isfinite(capacity))):
-            # children already placed at the start keep their places, even over capacity
-            cap = max(float(capacity[a, t]), float(occupied[a, t]))
+            key = (int(a), int(t))
+            cap, occ = float(capacity[a, t]), float(occupied[a, t])
+            # children already placed at the start keep their places even over capacity:
+            # the excess is a debt repaid by their releases before places free up
+            self.debt[key] = max(occ - cap, 0.0)
             if cap <= 0:
-                self.no_places.add((int(a), int(t)))
+                self.no_places.add(key)
                 continue
-            self.pools[(int(a), int(t))] = simpy.Container(
-                env, capacity=cap, init=max(cap - float(occupied[a, t]), 0.0)
-            )
+            self.pools[key] = simpy.Container(env, capacity=cap, init=max(cap - occ, 0.0))
         self.over_capacity = 0
 
     def request(self, area: int, preferred: int) -> tuple[int, bool]:
@@ -56,10 +58,14 @@ class PlacementSupply:
 
     def release(self, area: int, placement: int) -> None:
         """Give a pooled place back."""
-        pool = self.pools.get((area, placement))
+        key = (area, placement)
+        if self.debt.get(key, 0.0) >= 1.0:
+            self.debt[key] -= 1.0
+            return
+        pool = self.pools.get(key)
         if pool is not None and pool.level + 1 <= pool.capacity:
             pool.put(1)
 
     def occupancy(self) -> dict[tuple[int, int], float]:
         """Places taken per (area, type) pool."""
-        return {k: c.capacity - c.level for k, c in self.pools.items()}
+        return {k: c.capacity - c.level + self.debt.get(k, 0.0) for k, c in self.pools.items()}
