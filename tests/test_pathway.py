@@ -78,3 +78,14 @@ def test_mermaid_lists_every_transition(pathway):
             src, dst = r.names[j].split("->")
             if src != dst:
                 assert f"{src} -->" in text and f"| {dst}" in text
+
+
+def test_a_state_reached_by_an_exit_needs_a_rule(tiny):
+    from pydantic import ValidationError
+
+    from caresim.scenario.model import Scenario
+
+    data = tiny.scenario.model_dump()
+    del data["pathway"]["early_help"]
+    with pytest.raises(ValidationError, match="early_help are reached by an exit but have no rule"):
+        Scenario.model_validate(data)

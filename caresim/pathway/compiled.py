@@ -12,12 +12,14 @@ With every h_e == 1, k == 1 and both draws are the same numbers as with no multi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 
 from caresim.pathway.sojourn import SojournDist
 from caresim.scenario.model import (
     AGE_BAND_EDGES,
+    HistoryFlag,
     AGE_BANDS,
     LEGAL_STATUSES,
     STATES,
@@ -27,7 +29,7 @@ from caresim.scenario.model import (
 
 STATE_INDEX = {s: i for i, s in enumerate(STATES)}
 LEGAL_INDEX = {s: i for i, s in enumerate(LEGAL_STATUSES)}
-HISTORY_FLAGS = ("prior_care", "prior_cpp", "rereferral", "uasc")
+HISTORY_FLAGS = get_args(HistoryFlag)  # the order of the history columns in draws
 DAYS_PER_YEAR = 365.25
 
 

@@ -15,7 +15,7 @@ GBP in the scenario's `costs.price_base` prices.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -29,22 +29,6 @@ from pydantic import (
 )
 
 # Canonical names (DESIGN.md). Kept here, the lowest layer, so every layer shares them.
-STATES: tuple[str, ...] = (
-    "referral",
-    "early_help",
-    "child_in_need",
-    "s47_enquiry",
-    "child_protection_plan",
-    "pre_proceedings",
-    "proceedings",
-    "looked_after",
-    "returned_home",
-    "special_guardianship",
-    "child_arrangements",
-    "adopted",
-    "left_care",
-    "closed",
-)
 StateName = Literal[
     "referral",
     "early_help",
@@ -61,20 +45,12 @@ StateName = Literal[
     "left_care",
     "closed",
 ]
+STATES: tuple[str, ...] = get_args(StateName)
 TERMINAL_STATES: tuple[str, ...] = ("adopted", "left_care")
 
-LEGAL_STATUSES: tuple[str, ...] = ("s20", "interim_care_order", "care_order", "placement_order")
 LegalStatus = Literal["s20", "interim_care_order", "care_order", "placement_order"]
+LEGAL_STATUSES: tuple[str, ...] = get_args(LegalStatus)
 
-PLACEMENTS: tuple[str, ...] = (
-    "kinship_foster",
-    "foster_inhouse",
-    "foster_agency",
-    "residential",
-    "supported",
-    "placed_with_parents",
-    "placed_for_adoption",
-)
 PlacementType = Literal[
     "kinship_foster",
     "foster_inhouse",
@@ -84,15 +60,16 @@ PlacementType = Literal[
     "placed_with_parents",
     "placed_for_adoption",
 ]
+PLACEMENTS: tuple[str, ...] = get_args(PlacementType)
 
-AGE_BANDS: tuple[str, ...] = ("under_1", "1-4", "5-9", "10-15", "16-17")
 AgeBand = Literal["under_1", "1-4", "5-9", "10-15", "16-17"]
+AGE_BANDS: tuple[str, ...] = get_args(AgeBand)
 #: lower edge of each age band, in years
 AGE_BAND_EDGES: tuple[float, ...] = (0.0, 1.0, 5.0, 10.0, 16.0)
 
-#: LA indices derived from the calibration table (1 = England), see caresim.population.local
-LA_INDICES: tuple[str, ...] = ("cpp_index", "care_entry_index", "cla_duration_index", "cin_duration_index")
 LaIndex = Literal["cpp_index", "care_entry_index", "cla_duration_index", "cin_duration_index"]
+#: LA indices derived from the calibration table (1 = England), see caresim.population.local
+LA_INDICES: tuple[str, ...] = get_args(LaIndex)
 
 HistoryFlag = Literal["prior_care", "prior_cpp", "rereferral", "uasc"]
 
@@ -454,6 +431,12 @@ class Scenario(Strict):
         named = [h.transition for h in self.hazard_multipliers] + [
             t for lv in self.local_variation for t in lv.transitions
         ]
+        targets = {t.split("->")[1] for t in known}
+        needed = sorted(targets - set(self.pathway) - set(TERMINAL_STATES) - {"closed"})
+        if needed:
+            raise ValueError(
+                f"state(s) {', '.join(needed)} are reached by an exit but have no rule in pathway"
+            )
         unknown = sorted({t for t in named if t not in known})
         if unknown:
             raise ValueError(
