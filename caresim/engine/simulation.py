@@ -43,7 +43,7 @@ from caresim.pathway.compiled import (
 from caresim.pathway.sojourn import SojournDist
 from caresim.engine.initial import initial_population
 from caresim.population.local import LocalAuthorities
-from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS, Scenario
+from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, LEGAL_STATUSES, PLACEMENTS, Scenario
 
 S = STATE_INDEX
 PLC = {p: i for i, p in enumerate(PLACEMENTS)}
@@ -172,6 +172,15 @@ class Simulation:
         alpha = court.congestion_elasticity.value
         self.courts = [CourtArea(self.env, float(total * s), self._court_done, alpha) for s in share]
         self.proc_rule = self.pathway.rule(S["proceedings"])
+        # looked_after rule id by legal status index (the single rule, or s20, stands in for
+        # a missing variant),
+        # and last, the UASC variant
+        la_state = S["looked_after"]
+        base = "default" if self.pathway.has(la_state, "default") else "s20"
+        fallback = self.pathway.rule(la_state, base).rule_id
+        self._la_rules = np.array(
+            [self.pathway.rule(la_state, v).rule_id if self.pathway.has(la_state, v) else fallback
+             for v in (*LEGAL_STATUSES, "uasc")], dtype=np.int32)
 
     def las_share(self) -> float:
         """Simulated LAs' share of England's referrals (1 for a national run)."""
@@ -585,14 +594,9 @@ class Simulation:
         for s in np.unique(state):
             sel = state == s
             if s == S["looked_after"]:
-                lg = k.legal[idx[sel]]
-                names = np.where(k.uasc[idx[sel]], "uasc",
-                                 np.array(["s20", "interim_care_order", "care_order",
-                                           "placement_order"])[np.maximum(lg, 0)])
-                ids = np.array([self.pathway.rule(s, v).rule_id if self.pathway.has(s, v)
-                                else self.pathway.rule(s, "s20").rule_id for v in names],
-                               dtype=np.int32) if names.size else np.empty(0, np.int32)
-                out[sel] = ids
+                ii = idx[sel]
+                ids = self._la_rules[np.maximum(k.legal[ii], 0)]
+                out[sel] = np.where(k.uasc[ii], self._la_rules[-1], ids)
             elif self.pathway.has(int(s)):
                 out[sel] = self.pathway.rule(int(s)).rule_id
         return out

@@ -223,13 +223,17 @@ class StateSpec(Provenance):
 
     sojourn: Sojourn | None = None
     exits: dict[str, Exit] | None = None
-    variants: dict[str, StateRule] | None = None
+    variants: dict[Literal["s20", "care_order", "placement_order", "uasc"], StateRule] | None = Field(
+        None, description="looked_after only: rules by legal status and for UASC"
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> "StateSpec":
         single = self.sojourn is not None or self.exits is not None
         if single == (self.variants is not None):
             raise ValueError("give either sojourn+exits or variants, not both or neither")
+        if self.variants is not None and "s20" not in self.variants:
+            raise ValueError("variants need at least 's20' (used for any variant not given)")
         if single:
             if self.sojourn is None or self.exits is None:
                 raise ValueError("a state rule needs both sojourn and exits")
