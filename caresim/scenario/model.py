@@ -435,6 +435,10 @@ class Scenario(Strict):
         named = [h.transition for h in self.hazard_multipliers] + [
             t for lv in self.local_variation for t in lv.transitions
         ]
+        with_variants = sorted(s for s, spec in self.pathway.items()
+                               if spec.variants is not None and s != "looked_after")
+        if with_variants:
+            raise ValueError(f"only looked_after may have variants (found in {', '.join(with_variants)})")
         targets = {t.split("->")[1] for t in known}
         needed = sorted(targets - set(self.pathway) - set(TERMINAL_STATES) - {"closed"})
         if needed:
