@@ -111,8 +111,12 @@ class Simulation:
     """A single replication. `run()` returns its records at LA level."""
 
     def __init__(self, scenario: Scenario, la_inputs: pd.DataFrame, seed: int,
-                 replication: int, scale: float = 1.0, audit: bool = False):
-        """`audit` also records every move between states (`moves.<from>-><to>`, arrivals
+                 replication: int, scale: float = 1.0, audit: bool = False,
+                 history: pd.DataFrame | None = None):
+        """`la_inputs`: the calibration table of the start year (one row per LA).
+        `history`: published series (metric, year, geography, value), needed when the
+        scenario uses published referrals or UASC arrivals by year.
+        `audit` also records every move between states (`moves.<from>-><to>`, arrivals
         from `new`) and state occupancy (`occupancy.<state>`), for conservation checks."""
         self.sc = scenario
         self.audit = audit
@@ -122,6 +126,7 @@ class Simulation:
         self.pathway = Pathway(scenario, self.las.n)
         self._apply_modifiers()
         self.edges = year_edges(scenario.start, scenario.years)
+        self._published_arrivals(history)
         self.horizon = float(self.edges[-1])
         self.windows = self._windows()
         self.env = simpy.Environment()
@@ -153,6 +158,31 @@ class Simulation:
         for hm in self.sc.hazard_multipliers:
             mask = np.ones(self.las.n, bool) if hm.las is None else np.isin(codes, hm.las)
             self.pathway.multiply_hazard(hm.transition, np.where(mask, hm.value, 1.0))
+
+    def _published_arrivals(self, history: pd.DataFrame | None) -> None:
+        """Per financial year: LA referrals and national UASC starts, where published and
+        the scenario asks for them (the year index is the simulated year, 0 = first)."""
+        a = self.sc.arrivals
+        first = self.sc.start.year + 1
+        self.referrals_by_year: dict[int, np.ndarray] = {}
+        self.uasc_by_year: dict[int, float] = {}
+        if not (a.referrals.use_published or a.uasc.use_published):
+            return
+        if history is None:
+            raise ValueError("use_published needs the published history")
+        if a.referrals.use_published:
+            h = history[history.metric == "referrals"].pivot_table(
+                index="year", columns="geography", values="value", aggfunc="first")
+            for y in h.index:
+                if first <= y < first + self.sc.years and set(self.las.codes) <= set(h.columns):
+                    row = h.loc[y, self.las.codes].to_numpy(float)
+                    if np.isfinite(row).all():
+                        self.referrals_by_year[int(y) - first] = row
+        if a.uasc.use_published:
+            h = history[(history.metric == "care_starts.uasc") & (history.geography == "England")]
+            for y, v in zip(h.year, h.value):
+                if first <= y < first + self.sc.years and np.isfinite(v):
+                    self.uasc_by_year[int(y) - first] = float(v)
 
     def _windows(self) -> np.ndarray:
         starts = []
@@ -320,8 +350,11 @@ class Simulation:
         growth = (1.0 + a.referrals.annual_growth) ** years
         sizes = np.array(sorted(a.family_size))
         size_p = np.array([a.family_size[s] for s in sizes])
-        per_child = (self.las.column(a.referrals.column) * a.referrals.new_child_share
-                     * a.referrals.multiplier * growth * self.scale)
+        year = int(np.searchsorted(self.edges, t0, side="right") - 1)
+        base = self.referrals_by_year.get(year)
+        if base is None:
+            base = self.las.column(a.referrals.column) * growth
+        per_child = base * a.referrals.new_child_share * a.referrals.multiplier * self.scale
         fam_rate = per_child / float((sizes * size_p).sum()) * (t1 - t0) / DAYS_PER_YEAR
         nfam = g.poisson(fam_rate)
         if nfam.sum():
@@ -337,7 +370,8 @@ class Simulation:
         u = a.uasc
         share = self.las.column(u.la_column)
         share = share / share.sum() if share.sum() > 0 else np.zeros(self.las.n)
-        rate = u.per_year * self.scale * self.las_share() * share * (t1 - t0) / DAYS_PER_YEAR
+        per_year = self.uasc_by_year.get(year, u.per_year)
+        rate = per_year * self.scale * self.las_share() * share * (t1 - t0) / DAYS_PER_YEAR
         n = g.poisson(rate)
         if n.sum():
             la_c = np.repeat(np.arange(self.las.n, dtype=np.int32), n)

@@ -93,7 +93,11 @@ class LocalAuthorities:
         """An LA index (1 = England), clipped to `bounds`."""
         if name not in INDICES:
             raise CaresimError(f"unknown LA index {name!r}; one of {', '.join(INDICES)}")
-        return np.clip(self.table[name].to_numpy(dtype=float), *bounds)
+        value = self.table[name].to_numpy(dtype=float)
+        fitted = f"{name}_fit"  # a calibration's correction (data.la_multipliers)
+        if fitted in self.table.columns:
+            value = value * np.nan_to_num(self.table[fitted].to_numpy(dtype=float), nan=1.0)
+        return np.clip(value, *bounds)
 
     def area_of(self, areas: str) -> tuple[np.ndarray, list[str]]:
         """Area index per LA and area names, for `national` or `region` capacity pools."""

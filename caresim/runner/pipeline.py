@@ -50,6 +50,21 @@ def read_table(path: Path, what: str) -> pd.DataFrame:
         raise CaresimError(f"{path}: cannot read {what}: {exc}") from exc
 
 
+def load_inputs(loaded: LoadedScenario) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The start year's LA table (with fitted LA multipliers merged in as `<index>_fit`
+    columns, if the scenario names them) and the published history."""
+    la_inputs = read_table(loaded.data_paths["la_inputs"], "the LA inputs table")
+    history = read_table(loaded.data_paths["history"], "the published history")
+    mult_path = loaded.data_paths.get("la_multipliers")
+    if mult_path is not None:
+        mult = read_table(mult_path, "the fitted LA multipliers")
+        if "geography" not in mult.columns:
+            raise CaresimError(f"{mult_path}: needs a 'geography' column")
+        mult = mult.rename(columns={c: f"{c}_fit" for c in mult.columns if c != "geography"})
+        la_inputs = la_inputs.merge(mult, on="geography", how="left")
+    return la_inputs, history
+
+
 def run_scenario(
     loaded: LoadedScenario,
     out: Path | None = None,
@@ -70,13 +85,13 @@ def run_scenario(
         raise CaresimError(f"--scale must be in (0, 1], got {scale}")
     if reps < 1:
         raise CaresimError(f"--replications must be at least 1, got {reps}")
-    la_inputs = read_table(loaded.data_paths["la_inputs"], "the LA inputs table")
-    history = read_table(loaded.data_paths["history"], "the published history")
+    la_inputs, history = load_inputs(loaded)
     las = LocalAuthorities.from_inputs(la_inputs, sc.geography)  # checks the geography early
 
     with OutputFolder(out, sc.name, force=force, root=output_root) as folder:
         t0 = time.perf_counter()
-        results = run_replications(sc, la_inputs, seed, reps, scale, jobs=jobs, on_done=on_done)
+        results = run_replications(sc, la_inputs, seed, reps, scale, jobs=jobs, on_done=on_done,
+                                   history=history)
         wall = time.perf_counter() - t0
         records = pd.concat([r.records for r in results], ignore_index=True)
         full = add_ratios(add_geographies(records, las.regions))

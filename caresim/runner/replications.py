@@ -34,10 +34,11 @@ class ReplicationResult:
 
 
 def run_one(scenario: Scenario, la_inputs: pd.DataFrame, seed: int, replication: int,
-            scale: float) -> ReplicationResult:
+            scale: float, history: pd.DataFrame | None = None) -> ReplicationResult:
     """Run one replication; returns its LA-level records with a `replication` column."""
     t0 = time.perf_counter()
-    sim = Simulation(scenario, la_inputs, seed=seed, replication=replication, scale=scale)
+    sim = Simulation(scenario, la_inputs, seed=seed, replication=replication, scale=scale,
+                     history=history)
     records = sim.run()
     records.insert(0, "replication", replication)
     return ReplicationResult(replication, records, asdict(sim.stats()), time.perf_counter() - t0)
@@ -52,9 +53,15 @@ def run_replications(
     jobs: int = 1,
     executor: Executor | None = None,
     on_done: Callable[[ReplicationResult], None] | None = None,
+    history: pd.DataFrame | None = None,
+    scenarios: list[Scenario] | None = None,
 ) -> list[ReplicationResult]:
-    """Run replications 0..replications-1, in parallel when jobs > 1; results in order."""
-    args = [(scenario, la_inputs, seed, r, scale) for r in range(replications)]
+    """Run replications 0..replications-1, in parallel when jobs > 1; results in order.
+
+    `scenarios`, if given, is one scenario per replication (parameter uncertainty: each
+    replication runs with its own draw of the fitted parameters)."""
+    per_rep = scenarios or [scenario] * replications
+    args = [(per_rep[r], la_inputs, seed, r, scale, history) for r in range(replications)]
     results: dict[int, ReplicationResult] = {}
 
     def done(res: ReplicationResult) -> None:

@@ -41,7 +41,7 @@ KeyPath = tuple[Any, ...]
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
-_DATA_KEYS = ("la_inputs", "history")
+_DATA_KEYS = ("la_inputs", "history", "la_multipliers")
 
 
 class ScenarioError(CaresimError):
@@ -363,16 +363,22 @@ def _resolve_data_paths(
         return {}, []  # the model reports the wrong type
     paths: dict[str, Path] = {}
     problems: list[ScenarioError] = []
+    start = data.get("start", Scenario.model_fields["start"].default)
+    year = getattr(start, "year", None)
     for key in _DATA_KEYS:
         value = section.get(key, DataFiles.model_fields[key].default)
         if not isinstance(value, str):
-            continue  # the model reports the wrong type
+            continue  # the model reports the wrong type (or an optional file is not set)
         origin = origins.get(("data", key))
         setter = origin.file if origin else top
-        resolved = _absolute(setter.parent / Path(value).expanduser())
+        # `{year}` stands for the start year: the starting state of a run starting on
+        # 1 April Y is the table for 31 March Y
+        actual = value.replace("{year}", str(year)) if year is not None else value
+        resolved = _absolute(setter.parent / Path(actual).expanduser())
         paths[key] = resolved
         if key in section and not Path(value).is_absolute():
-            section[key] = Path(os.path.relpath(resolved, _absolute(top).parent)).as_posix()
+            rel = Path(os.path.relpath(setter.parent / value, _absolute(top).parent)).as_posix()
+            section[key] = rel
         if not resolved.is_file():
             reason = "is a directory, not a file" if resolved.is_dir() else "not found"
             problems.append(
