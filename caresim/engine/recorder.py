@@ -32,6 +32,8 @@ STOCK_STATES = {
     "special_guardianship": "special_guardianship",
     "child_arrangements": "child_arrangements",
 }
+CPP_BANDS = (("le3m", -np.inf, 91.3), ("3to6m", 91.3, 182.6), ("6to12m", 182.6, 365.25),
+             ("1to2y", 365.25, 730.5), ("2yplus", 730.5, np.inf))
 DFE_CIN = [S[s] for s in ("referral", "child_in_need", "s47_enquiry", "child_protection_plan",
                           "pre_proceedings", "proceedings", "looked_after")]
 
@@ -97,6 +99,11 @@ class Recorder:
             self.stocks[f"looked_after.{ls}"][k] = count(in_care & (kids.legal[:n] == LEGAL_INDEX[ls]))
         self.stocks["looked_after.uasc"][k] = count(in_care & kids.uasc[:n])
         self.stocks["child_in_need"][k] = count(np.isin(state, DFE_CIN))
+        # CPPs at 31 March by time on the plan (DfE's bands)
+        on_plan = state == S["child_protection_plan"]
+        days = t - kids.t_enter[:n]
+        for band, lo, hi in CPP_BANDS:
+            self.stocks[f"child_protection_plan.{band}"][k] = count(on_plan & (days > lo) & (days <= hi))
         for metric, s in STOCK_STATES.items():
             self.stocks[metric][k] = count(state == S[s])
 
@@ -128,12 +135,15 @@ class Recorder:
         cost_keys = [m for m in flows if m.startswith("cost.placements.")]
         if cost_keys:
             flows["cost.placements"] = sum(flows[m] for m in cost_keys)
+        stocks = dict(self.stocks)
+        stocks["looked_after.foster"] = sum(
+            stocks[f"looked_after.{p}"] for p in ("kinship_foster", "foster_inhouse", "foster_agency"))
         flows["cost.total"] = flows.get("cost.placements", 0) + flows.get(
             "cost.court", np.zeros((self.n_years, self.n_la)))
         frames = []
         years_f = np.arange(self.first_year + 1, self.first_year + 1 + self.n_years)
         years_s = np.arange(self.first_year, self.first_year + 1 + self.n_years)
-        for data, years in ((flows, years_f), (dict(self.stocks), years_s)):
+        for data, years in ((flows, years_f), (stocks, years_s)):
             for metric in sorted(data):
                 arr = np.asarray(data[metric], float) * factor
                 frames.append(pd.DataFrame({

@@ -457,7 +457,12 @@ class Simulation:
                 rec.flow("rereferrals", t[m][rr], la[m][rr])
             k.nref[ri] += 1
             k.t_lastref[ri] = t[m]
-        k.prior_cpp[idx[dest == S["child_protection_plan"]]] = True
+        cpp = dest == S["child_protection_plan"]
+        if cpp.any():
+            again = k.prior_cpp[idx[cpp]]
+            if again.any():
+                rec.flow("cpp_starts.subsequent", t[cpp][again], la[cpp][again])
+            k.prior_cpp[idx[cpp]] = True
         m = (src == S["special_guardianship"]) & (dest != S["special_guardianship"]) & (
             (dest == S["looked_after"]) | (dest == S["referral"]))
         if m.any():

@@ -132,6 +132,9 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                  "Children looked after at 31 March by legal status."),
     MetricInfo("looked_after.uasc", "stock", _C,
                "Unaccompanied asylum-seeking children looked after at 31 March."),
+    MetricInfo("looked_after.foster", "stock", _C,
+               "Children looked after at 31 March in any foster placement (kinship, in-house "
+               "or agency), as DfE counts foster placements."),
     MetricInfo("child_in_need", "stock", _C,
                "Children in need at 31 March on the DfE definition: every child with an open "
                "episode of need (being assessed after referral, on a child in need plan, under "
@@ -142,6 +145,14 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                "plan, in pre-proceedings, in proceedings or looked after)."),
     MetricInfo("child_protection_plan", "stock", _C,
                "Children subject to a child protection plan at 31 March."),
+    MetricFamily("child_protection_plan.<length>", "child_protection_plan.", "<length>",
+                 ("le3m", "3to6m", "6to12m", "1to2y", "2yplus"),
+                 {"le3m": "3 months or less", "3to6m": "over 3 and up to 6 months",
+                  "6to12m": "over 6 months and under a year", "1to2y": "1 to 2 years",
+                  "2yplus": "2 years or more"},
+                 "stock", _C,
+                 "Children on a child protection plan at 31 March that had lasted {text}.",
+                 "Children on a child protection plan at 31 March by time on the plan (DfE bands)."),
     MetricInfo("pre_proceedings", "stock", _C,
                "Children in pre-proceedings under the Public Law Outline at 31 March (letter "
                "before proceedings sent, no care application issued yet)."),
@@ -170,6 +181,9 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                "Section 47 child protection enquiries started in the year."),
     MetricInfo("cpp_starts", "flow", "plans",
                "Child protection plans started in the year."),
+    MetricInfo("cpp_starts.subsequent", "flow", "plans",
+               "Child protection plans started in the year for a child who had been on a plan "
+               "before (DfE's second or subsequent plans)."),
     MetricInfo("pre_proceedings_starts", "flow", _C,
                "Children entering pre-proceedings under the Public Law Outline in the year."),
     MetricInfo("proceedings_issued", "flow", _C,
