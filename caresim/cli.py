@@ -39,6 +39,9 @@ def run(
     scale: Optional[float] = typer.Option(None, "--scale", help="fraction of children simulated, in (0, 1]"),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="worker processes"),
     force: bool = typer.Option(False, "--force", help="replace a non-empty output folder"),
+    parameter_uncertainty: bool = typer.Option(
+        False, "--parameter-uncertainty",
+        help="each replication draws the fitted parameters from their calibrated ranges"),
 ) -> None:
     """Run a scenario and write its outputs (summary.csv, manifest.json, Parquet, figures)."""
     from caresim.runner.pipeline import run_scenario
@@ -53,7 +56,8 @@ def run(
             task = progress.add_task(f"{loaded.scenario.name}: replications", total=reps)
             outcome = run_scenario(loaded, out=out_dir, replications=replications, seed=seed,
                                    scale=scale, jobs=jobs, force=force,
-                                   on_done=lambda _r: progress.advance(task))
+                                   on_done=lambda _r: progress.advance(task),
+                                   parameter_uncertainty=parameter_uncertainty)
     except CaresimError as exc:
         _fail(exc)
         return
@@ -78,6 +82,54 @@ def _print_first_year(df) -> None:
             f"{r.simulated_p05:,.0f} - {r.simulated_p95:,.0f}",
             f"{r.rel_diff:+.1%}", "yes" if r.within_tolerance else "NO")
     out.print(table)
+
+
+@app.command()
+def calibrate(
+    config: Path = typer.Option(Path("calibration/config.yaml"), "--config", help="calibration config"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="report folder (default outputs/calibration/<timestamp>)"),
+    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="worker processes"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty report folder"),
+    no_write: bool = typer.Option(False, "--no-write", help="report only; leave calibration/fitted untouched"),
+) -> None:
+    """Fit the uncertain parameters to published targets; write calibration/fitted and a fit report."""
+    from caresim.analysis.calibration_pipeline import run_calibration
+
+    command = " ".join(["caresim"] + sys.argv[1:])
+    try:
+        folder, _fit = run_calibration(config, out_dir, force, jobs, progress=_say,
+                                       write_fitted=not no_write, command=command)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    out.print((folder / "fit_summary.md").read_text(), highlight=False, markup=False)
+    out.print(f"report written to [bold]{folder}[/]", highlight=False)
+
+
+@app.command()
+def backtest(
+    train_until: int = typer.Option(..., "--train-until", help="last financial year fitted (ending 31 March)"),
+    config: Path = typer.Option(Path("calibration/config.yaml"), "--config", help="calibration config"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="report folder (default outputs/backtest/<timestamp>)"),
+    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="worker processes"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty report folder"),
+) -> None:
+    """Fit on targets up to a year, project from that 31 March, compare with what was published."""
+    from caresim.analysis.calibration_pipeline import run_backtest
+
+    command = " ".join(["caresim"] + sys.argv[1:])
+    try:
+        folder, _fit = run_backtest(config, train_until, out_dir, force, jobs, progress=_say,
+                                    command=command)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    out.print((folder / "fit_summary.md").read_text(), highlight=False, markup=False)
+    out.print(f"report written to [bold]{folder}[/]", highlight=False)
+
+
+def _say(message: str) -> None:
+    err.print(message, highlight=False, markup=False)
 
 
 @app.command()

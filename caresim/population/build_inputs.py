@@ -7,11 +7,14 @@ Run as::
 It reads ``published_figures.csv`` and the DfE tables in ``dfe/`` and writes:
 
 * ``published_figures.csv``: a verbatim copy of the shared file;
-* ``la_inputs_2024.csv``: one row per geography (England, the 9 regions, the 153 LAs) for the
-  reporting year 2023-24, with suppressed LA values imputed and listed in ``imputed``;
-* ``la_inputs_2024.columns.md``: what every column means and where it comes from;
+* ``la_inputs_<Y>.csv`` for Y = 2019 to 2024: one row per geography (England, the 9 regions, the
+  153 LAs of 2024) for the reporting year Y-1 to Y (stocks at 31 March Y), with suppressed LA values
+  imputed, figures of predecessor LAs shared across their successors, and (2019, 2020) looked-after
+  figures derived from 2021, all listed in ``imputed``;
+* ``la_inputs_2024.columns.md``: what every column means and where it comes from (all years);
 * ``history.csv``: a long table of published history (DfE tables for every year and geography
-  they contain, plus the national series of ``published_figures.csv``).
+  they contain, plus the national series of ``published_figures.csv``);
+* ``targets.csv`` and ``targets.md`` (via :mod:`caresim.population.targets`, run by :func:`main`).
 
 Everything is deterministic: rows are sorted and numbers are written with a fixed format, so
 rebuilding reproduces the files byte for byte.
@@ -32,7 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_OUT = REPO_ROOT / "calibration"
 
-YEAR = 2024
+YEAR = 2024  # the latest reporting year (the model's starting state)
+YEARS = (2019, 2020, 2021, 2022, 2023, 2024)  # years written as la_inputs_<Y>.csv
+CLA_BASE_YEAR = 2021  # first year of the DfE CLA tables; earlier CLA figures are derived from it
 LEVELS = {"National": "national", "Regional": "regional", "Local authority": "la"}
 META_COLUMNS = ["level", "geography", "la_name", "old_la_code", "region_name"]
 
@@ -70,6 +75,20 @@ PREDECESSOR_NOTES = {
     "E10000021": "former county Northamptonshire, split into E06000061 North and E06000062 West Northamptonshire (April 2021)",
     "E10000006": "former county Cumbria, split into E06000063 Cumberland and E06000064 Westmorland and Furness (April 2023)",
 }
+# Split or merged LAs, for la_inputs: (predecessor codes, successor codes of the 2024 master list,
+# what happened). In a year whose tables still use the predecessors, their pooled figures are
+# shared across the successors in proportion to the successors' 2024 children_0_17.
+SUCCESSIONS = (
+    (("E06000028", "E06000029", "E10000009"), ("E06000058", "E06000059"),
+     "Bournemouth (E06000028), Poole (E06000029) and Dorset county (E10000009) became Bournemouth, "
+     "Christchurch and Poole (E06000058) and Dorset (E06000059) in April 2019"),
+    (("E10000021",), ("E06000061", "E06000062"),
+     "Northamptonshire (E10000021) became North (E06000061) and West Northamptonshire (E06000062) "
+     "in April 2021"),
+    (("E10000006",), ("E06000063", "E06000064"),
+     "Cumbria (E10000006) became Cumberland (E06000063) and Westmorland and Furness (E06000064) in "
+     "April 2023"),
+)
 SUB_REGIONS = {"Inner London", "Outer London"}
 # Markers of a return DfE did not have (as opposed to small numbers suppressed with c/k/low).
 UNAVAILABLE_MARKERS = ("u", "x")
@@ -181,10 +200,11 @@ def _cpp_band_specs() -> list[ColumnSpec]:
 def column_specs() -> list[ColumnSpec]:
     """All computable columns, in dependency order (denominators before what they scale)."""
     specs = [
-        ColumnSpec("children_0_17", "children", "Children aged 0-17 (ONS mid-2024 estimate, time_period 2024)",
+        ColumnSpec("children_0_17", "children",
+                   "Children aged 0-17 (ONS mid-year estimate of the year Y, time_period Y: mid-2024 for 2024)",
                    POP, ("population_estimate",), fallback=((LAS, "children_0_17_mid2023"),),
                    imputable=False,
-                   note="The fallback was not needed in 2024. DfE's own 2023-24 rates use the mid-2023 "
+                   note="The fallback (2024 only) was not needed. DfE's own 2023-24 rates use the mid-2023 "
                         "estimate."),
         ColumnSpec("referrals", "referrals", "Referrals to children's social care in the year",
                    REF, ("referral_count",), denominator="children_0_17"),
@@ -208,6 +228,8 @@ def column_specs() -> list[ColumnSpec]:
                    CPP, ("CPP_start",), denominator="children_0_17"),
         ColumnSpec("cpp_subsequent_pct", "percent", "CPP starts that were a second or subsequent plan, %",
                    CPP, ("CPP_subsequent_percent",)),
+        ColumnSpec("_cpp_subsequent", "children", "CPP starts that were a second or subsequent plan (helper)",
+                   CPP, ("CPP_subsequent",), denominator="cpp_starts"),
         ColumnSpec("cpp_at31", "children", "Children on a child protection plan at 31 March",
                    CPP31, ("CPP_At31",), denominator="children_0_17"),
         *_cpp_band_specs(),
@@ -340,6 +362,9 @@ LA_VALUE_COLUMNS = [
     "episodes_with_factors", "parental_substance_misuse_share",
 ]
 LA_COLUMNS = META_COLUMNS + LA_VALUE_COLUMNS + ["imputed"]
+CLA_COLUMNS = [c for c in LA_VALUE_COLUMNS
+               if c.startswith(("cla_at31", "cla_starts", "ceased_")) or c == "cla_ceased"]
+CLA_COLUMNS.remove("cla_at31_kinship_foster")  # no source in any year
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,6 +455,127 @@ def field_table(long: pd.DataFrame, values: str = "value") -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
+# The 2024 LA geography for every year (for la_inputs and targets; history.csv keeps DfE's codes)
+# ---------------------------------------------------------------------------------------------
+
+
+def percent_weight(key: str) -> str | None:
+    """The count field weighting a percentage field when predecessors are pooled (None: no weight)."""
+    source, field = key.split("::", 1)
+    weights = {
+        "rereferral_percent": "referral_count", "no_further_action_percent": "referral_count",
+        "not_in_need_percent": "referral_count", "rereferral_child_percent": "referral_child_count",
+        "CPP_subsequent_percent": "CPP_start",
+    }
+    if field in weights:
+        return f"{source}::{weights[field]}"
+    if source == CPP31 and field.endswith("_percent"):
+        return f"{source}::CPP_At31"
+    return None
+
+
+def is_percent(key: str) -> bool:
+    """True for a percentage field (pooled as a weighted mean, never shared out)."""
+    return "percent" in key.split("::", 1)[1]
+
+
+@dataclass
+class MasterFields:
+    """The field table on the 2024 LA master geography.
+
+    ``values`` and ``unavailable`` as from :func:`field_table`; ``derived`` is True where an LA value
+    is a predecessor's figure shared out (see :func:`to_master_geography`).
+    """
+
+    values: pd.DataFrame
+    unavailable: pd.DataFrame
+    derived: pd.DataFrame
+
+
+def _merge_recoded(frame: pd.DataFrame, flags: bool = False) -> pd.DataFrame:
+    """Merge rows that share an index after recoding (one non-missing value per cell at most;
+    ``flags``: boolean frame, merged with ``any``)."""
+    if not frame.index.duplicated().any():
+        return frame.sort_index()
+    grouped = frame.groupby(level=["year", "level", "geography"], sort=True)
+    if flags:
+        return grouped.any()
+    if (grouped.count() > 1).any().any():
+        raise ValueError("an LA appears under its old and its new code with values for the same field")
+    return grouped.first()
+
+
+def to_master_geography(fields: pd.DataFrame, unavailable: pd.DataFrame,
+                        children_2024: pd.Series) -> MasterFields:
+    """Put every year's LA rows on the 153 LAs of 2024.
+
+    * Codes that changed with no change of area (``SAME_AREA_RECODES``) take the new code.
+    * Split or merged areas (``SUCCESSIONS``): where, for a field and year, the successors have no
+      value and every predecessor has one, the predecessors' total is shared across the successors
+      in proportion to ``children_2024`` (their 2024 children aged 0-17); a percentage takes the
+      predecessors' mean weighted by its count field (:func:`percent_weight`). Those cells are
+      flagged in ``derived``. If any predecessor lacks the value (suppressed), nothing is shared
+      and the successors' value is imputed later; a predecessor's unavailable mark (``u``/``x``)
+      passes to the successors. Predecessor rows are then dropped.
+    National and regional rows are unchanged.
+    """
+    marked = unavailable.reindex(index=fields.index, columns=fields.columns).fillna(False).astype(bool)
+    geography = fields.index.get_level_values("geography")
+    is_la = fields.index.get_level_values("level") == "la"
+    recoded = np.where(is_la, pd.Series(geography).replace(SAME_AREA_RECODES).to_numpy(), geography)
+    index = pd.MultiIndex.from_arrays(
+        [fields.index.get_level_values("year"), fields.index.get_level_values("level"), recoded],
+        names=fields.index.names)
+    values = _merge_recoded(fields.set_axis(index))
+    marked = _merge_recoded(marked.set_axis(index), flags=True).reindex(values.index).fillna(False).astype(bool)
+
+    years = sorted(values.index.get_level_values("year").unique())
+    extra = [(y, "la", code) for y in years for preds, succs, _ in SUCCESSIONS
+             if any((y, "la", p) in values.index for p in preds) for code in succs]
+    full = values.index.union(pd.MultiIndex.from_tuples(extra, names=values.index.names))
+    values, marked = values.reindex(full), marked.reindex(full).fillna(False).astype(bool)
+    derived = pd.DataFrame(False, index=full, columns=values.columns)
+    percent = np.array([is_percent(c) for c in values.columns])
+
+    for preds, succs, _ in SUCCESSIONS:
+        weights = children_2024.reindex(list(succs)).astype(float)
+        if weights.isna().any() or weights.sum() <= 0:
+            raise ValueError(f"no 2024 children_0_17 for successors {succs}")
+        shares = weights / weights.sum()
+        for year in years:
+            rows = [(year, "la", p) for p in preds if (year, "la", p) in values.index]
+            if not rows:
+                continue
+            pred = values.loc[rows]
+            pooled = pred.sum(min_count=1).where(pred.notna().all())
+            if len(rows) == 1:
+                pooled[percent] = pred.iloc[0][percent]
+            else:
+                for column in values.columns[percent]:
+                    weight = percent_weight(column)
+                    if weight is None or weight not in pred:
+                        pooled[column] = np.nan
+                    else:
+                        both = pred[column].notna().all() and pred[weight].notna().all()
+                        pooled[column] = ((pred[column] * pred[weight]).sum() / pred[weight].sum()
+                                          if both and pred[weight].sum() > 0 else np.nan)
+            targets = [(year, "la", code) for code in succs]
+            empty = values.loc[targets].isna().all()
+            fill = empty & pooled.notna()
+            pass_mark = empty & marked.loc[rows].any() & ~marked.loc[targets].any()
+            for target, share in zip(targets, shares):
+                shared = pooled.where(percent, pooled * share)
+                values.loc[target, fill] = shared[fill]
+                derived.loc[target, fill] = True
+                marked.loc[target, pass_mark] = True
+
+    predecessors = {p for preds, _, _ in SUCCESSIONS for p in preds}
+    keep = ~(pd.Series(values.index.get_level_values("geography")).isin(predecessors).to_numpy()
+             & (values.index.get_level_values("level") == "la"))
+    return MasterFields(values[keep], marked[keep], derived[keep])
+
+
+# ---------------------------------------------------------------------------------------------
 # Computing columns (with optional imputation of LA values)
 # ---------------------------------------------------------------------------------------------
 
@@ -503,7 +649,10 @@ class Imputer:
     def for_year(cls, fields: pd.DataFrame, unavailable: pd.DataFrame, year: int) -> "Imputer":
         """Build the imputer of ``year`` from the all-years value and unavailability tables."""
         current = fields.xs(year, level="year", drop_level=False)
-        previous = fields.xs(year - 1, level="year").reindex(current.index.droplevel("year"))
+        years = fields.index.get_level_values("year")
+        previous = (fields.xs(year - 1, level="year") if (years == year - 1).any()
+                    else pd.DataFrame(np.nan, index=current.index.droplevel("year"), columns=fields.columns))
+        previous = previous.reindex(current.index.droplevel("year"))
         previous.index = current.index
         marked = unavailable.reindex(index=current.index, columns=current.columns).fillna(False).astype(bool)
         return cls(current, previous.where(marked), breakdown_groups(current.columns))
@@ -603,7 +752,7 @@ def build_columns(fields: pd.DataFrame, specs: list[ColumnSpec],
 
 
 # ---------------------------------------------------------------------------------------------
-# la_inputs_2024.csv
+# la_inputs_<Y>.csv
 # ---------------------------------------------------------------------------------------------
 
 
@@ -620,24 +769,184 @@ def geography_frame(las: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([national, regional, local], ignore_index=True)
 
 
-def build_la_inputs(fields: pd.DataFrame, unavailable: pd.DataFrame, las: pd.DataFrame,
-                    specs: list[ColumnSpec]) -> pd.DataFrame:
-    """One row per geography for ``YEAR``, with missing LA values imputed and listed."""
-    imputer = Imputer.for_year(fields, unavailable, YEAR)
-    values, flags = build_columns(imputer.current, specs, imputer)
-    values, flags = values.droplevel("year"), flags.droplevel("year")
+CLA_SOURCES = (CLA, STARTS, STOCK, CEASED)
+# Looked-after column groups: (England measure in published_figures/history, group total column).
+CLA_MEASURES = (("looked_after", "cla_at31"), ("care_starts", "cla_starts"), ("care_ceased", "cla_ceased"))
+SHARED_PREFIX = "shared_from_predecessor:"
+DERIVED_PREFIX = f"derived_from_{CLA_BASE_YEAR}:"
 
+
+def is_cla(spec: ColumnSpec) -> bool:
+    """True for a column computed from the DfE looked-after (CLA) tables."""
+    return spec.source in CLA_SOURCES
+
+
+def cla_measure(column: str) -> str:
+    """The England measure whose ratio scales a CLA column: stock, starts or ceased."""
+    if column.startswith("cla_at31"):
+        return "looked_after"
+    if column.startswith("cla_starts"):
+        return "care_starts"
+    if column == "cla_ceased" or column.startswith("ceased_"):
+        return "care_ceased"
+    raise ValueError(f"{column} is not a looked-after column")
+
+
+def has_cla_data(fields: pd.DataFrame, year: int) -> bool:
+    """True if the DfE CLA tables have England's stock for ``year``."""
+    key = (year, "national", "England")
+    column = _key(CLA, "Children looked after on 31 March each year")
+    return key in fields.index and pd.notna(fields.at[key, column])
+
+
+def spec_keys(spec: ColumnSpec, columns: pd.Index) -> list[str]:
+    """The field keys a ``sum`` or ``remainder`` column is computed from."""
+    if spec.kind == "sum":
+        return [_key(spec.source, f) for f in spec.fields] + [_key(s, f) for s, f in spec.fallback]
+    if spec.kind == "remainder":
+        return ([_key(spec.source, f) for f in spec.fields] + [_key(spec.source, spec.total)]
+                + remainder_keys(spec, columns))
+    return []
+
+
+def shared_flags(specs: list[ColumnSpec], derived: pd.DataFrame) -> pd.DataFrame:
+    """True where a column rests on a field shared out from a predecessor LA."""
+    out = pd.DataFrame(index=derived.index)
+    for spec in specs:
+        if spec.kind == "ratio":
+            out[spec.name] = out[[*spec.fields, spec.denominator]].any(axis=1)
+        else:
+            keys = [k for k in spec_keys(spec, derived.columns) if k in derived.columns]
+            out[spec.name] = derived[keys].any(axis=1) if keys else False
+    return out
+
+
+@dataclass
+class LaTable:
+    """Every column of one year for every geography (index ``level, geography``).
+
+    ``imputed``: the LA value was missing and imputed; ``shared``: it is a predecessor LA's figure
+    shared out (and not imputed); ``derived``: a CLA value derived from ``CLA_BASE_YEAR``;
+    ``ratios``: for derived years, measure -> (ratio, how it was obtained).
+    """
+
+    year: int
+    values: pd.DataFrame
+    imputed: pd.DataFrame
+    shared: pd.DataFrame
+    derived: pd.DataFrame
+    ratios: dict[str, tuple[float, str]]
+
+
+def la_table(master: MasterFields, specs: list[ColumnSpec], year: int) -> LaTable:
+    """All columns of ``year`` on the 2024 geography, missing LA values imputed.
+
+    In a year without DfE CLA tables the CLA columns are left empty (see :func:`derive_cla`).
+    """
+    used = specs if has_cla_data(master.values, year) else [s for s in specs if not is_cla(s)]
+    imputer = Imputer.for_year(master.values, master.unavailable, year)
+    values, imputed = build_columns(imputer.current, used, imputer)
+    derived = master.derived.reindex(index=imputer.current.index, columns=imputer.current.columns)
+    shared = shared_flags(used, derived.fillna(False).astype(bool)) & ~imputed & values.notna()
+    names = [s.name for s in specs]
+    values = values.reindex(columns=names).droplevel("year")
+    imputed = imputed.reindex(columns=names).fillna(False).astype(bool).droplevel("year")
+    shared = shared.reindex(columns=names).fillna(False).astype(bool).droplevel("year")
+    derived_flags = pd.DataFrame(False, index=values.index, columns=names)
+    return LaTable(year, values, imputed, shared, derived_flags, {})
+
+
+def england_published(published: pd.DataFrame) -> pd.DataFrame:
+    """England's published CLA stock/starts/ceased, one chosen row per (metric, year)."""
+    chosen = choose_published(published_candidates(published))
+    return chosen[chosen["metric"].isin([m for m, _ in CLA_MEASURES])]
+
+
+def derive_cla(table: LaTable, base: LaTable, published: pd.DataFrame) -> LaTable:
+    """Fill the CLA columns of a year without DfE CLA tables from ``base`` (CLA_BASE_YEAR).
+
+    Every CLA column of every row (LA, region, England) is its ``base`` value times the ratio of
+    England's published value for the year to England's ``base`` value, per measure (stock for
+    ``cla_at31*``, starts for ``cla_starts*``, ceased for ``cla_ceased``/``ceased_*``); without a
+    published value the ratio is 1. Breakdowns therefore keep the base year's shares.
+    """
+    chosen = england_published(published)
+    ratios: dict[str, tuple[float, str]] = {}
+    for measure, total in CLA_MEASURES:
+        base_value = float(base.values.at[("national", "England"), total])
+        row = chosen[(chosen["metric"] == measure) & (chosen["year"] == table.year)]
+        if len(row):
+            row = row.iloc[0]
+            ratio = float(row["value"]) / base_value
+            how = (f"{row['source_id']} {format_number(row['value'])} / {base.year} England "
+                   f"{format_number(base_value)} = {ratio:.4f}")
+        else:
+            ratio, how = 1.0, f"no published England value: {base.year} value unscaled (ratio 1)"
+        ratios[measure] = (ratio, how)
+
+    values, derived = table.values.copy(), table.derived.copy()
+    base_values = base.values.reindex(values.index)
+    for column in [c for c in values.columns if c in CLA_COLUMNS]:
+        values[column] = base_values[column] * ratios[cla_measure(column)][0]
+        derived[column] = values[column].notna()
+    return LaTable(table.year, values, table.imputed, table.shared, derived, ratios)
+
+
+def la_tables(master: MasterFields, specs: list[ColumnSpec], published: pd.DataFrame,
+              years: tuple[int, ...] = YEARS) -> dict[int, LaTable]:
+    """The tables of ``years``, CLA columns derived from CLA_BASE_YEAR where the year has none."""
+    tables = {year: la_table(master, specs, year) for year in years}
+    base = tables.get(CLA_BASE_YEAR) or la_table(master, specs, CLA_BASE_YEAR)
+    if not has_cla_data(master.values, CLA_BASE_YEAR):
+        raise ValueError(f"no DfE CLA figures for {CLA_BASE_YEAR}")
+    for year in years:
+        if year < CLA_BASE_YEAR and not has_cla_data(master.values, year):
+            tables[year] = derive_cla(tables[year], base, published)
+    return tables
+
+
+def imputed_text(table: LaTable, index: pd.MultiIndex) -> pd.Series:
+    """The ``imputed`` field: imputed columns, then prefixed shared/derived ones, in column order."""
+    imputed, shared, derived = (flags.reindex(index)[LA_VALUE_COLUMNS].fillna(False).astype(bool).to_numpy()
+                                for flags in (table.imputed, table.shared, table.derived))
+    names = np.array(LA_VALUE_COLUMNS, dtype=object)
+    cells = np.where(imputed, names, np.where(shared, SHARED_PREFIX + names,
+                                              np.where(derived, DERIVED_PREFIX + names, "")))
+    return pd.Series([";".join(c for c in row if c) for row in cells], index=index)
+
+
+def la_inputs_frame(table: LaTable, las: pd.DataFrame) -> pd.DataFrame:
+    """The la_inputs rows of one year: England, the 9 regions, the 153 LAs of 2024."""
     frame = geography_frame(las)
     index = pd.MultiIndex.from_frame(frame[["level", "geography"]])
-    missing = index.difference(values.index)
+    missing = index.difference(table.values.index)
     if len(missing):
-        raise ValueError(f"geographies absent from every DfE table: {list(missing)}")
-    values, flags = values.reindex(index), flags.reindex(index)
-
-    imputed = flags[LA_VALUE_COLUMNS].apply(lambda row: ";".join(row.index[row.to_numpy()]), axis=1)
+        raise ValueError(f"{table.year}: geographies absent from every DfE table: {list(missing)}")
+    values = table.values.reindex(index)
     result = pd.concat([frame.reset_index(drop=True), values[LA_VALUE_COLUMNS].reset_index(drop=True)], axis=1)
-    result["imputed"] = imputed.to_numpy()
+    result["imputed"] = imputed_text(table, index).to_numpy()
     return result[LA_COLUMNS]
+
+
+def build_la_inputs(fields: pd.DataFrame, unavailable: pd.DataFrame, las: pd.DataFrame,
+                    specs: list[ColumnSpec], year: int = YEAR) -> pd.DataFrame:
+    """One row per geography for ``year`` (a year with DfE CLA tables), missing LA values imputed."""
+    master = to_master_geography(fields, unavailable, children_2024(fields))
+    return la_inputs_frame(la_table(master, specs, year), las)
+
+
+def children_2024(fields: pd.DataFrame) -> pd.Series:
+    """Children aged 0-17 of each LA in 2024 (``population_0_17.csv``), by ONS code."""
+    column = fields[_key(POP, "population_estimate")]
+    rows = column.xs((YEAR, "la"), level=("year", "level"))
+    return rows.dropna()
+
+
+def master_fields(dfe_dir: Path) -> MasterFields:
+    """The DfE field table of every year on the 2024 LA geography."""
+    long = load_long(dfe_dir)
+    fields = field_table(long)
+    return to_master_geography(fields, field_table(long, "unavailable"), children_2024(fields))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1070,7 +1379,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def build(shared: Path, out: Path) -> dict[str, int]:
-    """Build every calibration file from ``shared`` into ``out``; returns row counts."""
+    """Build the calibration inputs (not the targets) from ``shared`` into ``out``; returns row counts."""
     dfe_dir = shared / "dfe"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shared / "published_figures.csv", out / "published_figures.csv")
@@ -1079,15 +1388,21 @@ def build(shared: Path, out: Path) -> dict[str, int]:
     long = load_long(dfe_dir)
     fields = field_table(long)
     las = read_table(dfe_dir / LAS)
-    la_inputs = build_la_inputs(fields, field_table(long, "unavailable"), las, specs)
-    write_csv(la_inputs, out / "la_inputs_2024.csv")
-    (out / "la_inputs_2024.columns.md").write_text(build_columns_doc(la_inputs, specs), encoding="utf-8")
-
     published = read_table(shared / "published_figures.csv")
+    master = to_master_geography(fields, field_table(long, "unavailable"), children_2024(fields))
+    tables = la_tables(master, specs, published)
+    counts = {}
+    frames = {}
+    for year in YEARS:
+        frames[year] = la_inputs_frame(tables[year], las)
+        write_csv(frames[year], out / f"la_inputs_{year}.csv")
+        counts[f"la_inputs_{year}.csv"] = len(frames[year])
+    (out / "la_inputs_2024.columns.md").write_text(build_columns_doc(frames, tables, specs), encoding="utf-8")
+
     history = build_history(fields, specs, published)
     write_csv(history, out / "history.csv")
-    return {"la_inputs_2024.csv": len(la_inputs), "history.csv": len(history),
-            "published_figures.csv": len(published)}
+    counts.update({"history.csv": len(history), "published_figures.csv": len(published)})
+    return counts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1097,6 +1412,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (calibration/)")
     args = parser.parse_args(argv)
     counts = build(args.shared, args.out)
+    from caresim.population import targets  # imported here: targets builds on this module
+
+    counts.update(targets.build_targets(args.shared, args.out))
     for name, rows in counts.items():
         print(f"{args.out / name}: {rows} rows")
 

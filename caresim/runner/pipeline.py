@@ -8,6 +8,7 @@ Nothing is written to the final folder until everything has succeeded.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import platform
 import time
@@ -65,6 +66,30 @@ def load_inputs(loaded: LoadedScenario) -> tuple[pd.DataFrame, pd.DataFrame]:
     return la_inputs, history
 
 
+def parameter_draws(loaded: LoadedScenario, replications: int) -> list:
+    """One scenario per replication, each with one joint draw of the fitted parameters."""
+    from caresim.analysis.calibrate import set_path
+    from caresim.scenario.model import Scenario
+
+    path = loaded.data_paths.get("parameter_samples")
+    if path is None:
+        raise CaresimError(f"{loaded.path}: --parameter-uncertainty needs data.parameter_samples "
+                           "(written by caresim calibrate)")
+    samples = read_table(path, "the parameter samples")
+    need = {"draw", "path", "value"}
+    if not need <= set(samples.columns):
+        raise CaresimError(f"{path}: needs columns {', '.join(sorted(need))}")
+    draws = sorted(samples["draw"].unique())
+    out = []
+    for r in range(replications):
+        doc = copy.deepcopy(loaded.resolved)
+        d = samples[samples["draw"] == draws[r % len(draws)]]
+        for p, v in zip(d["path"], d["value"]):
+            set_path(doc, p, float(v))
+        out.append(Scenario.model_validate(doc))
+    return out
+
+
 def run_scenario(
     loaded: LoadedScenario,
     out: Path | None = None,
@@ -75,8 +100,13 @@ def run_scenario(
     force: bool = False,
     on_done: Callable[[ReplicationResult], None] | None = None,
     output_root: Path = Path("outputs"),
+    parameter_uncertainty: bool = False,
 ) -> RunOutcome:
-    """Run a loaded scenario and write its outputs; CLI options override `run:` settings."""
+    """Run a loaded scenario and write its outputs; CLI options override `run:` settings.
+
+    With `parameter_uncertainty`, replication r runs with draw r (cycling) of the fitted
+    parameters (`data.parameter_samples`), so the ensemble carries parameter and stochastic
+    uncertainty together."""
     sc = loaded.scenario
     reps = replications or sc.run.replications
     seed = sc.run.seed if seed is None else seed
@@ -90,8 +120,9 @@ def run_scenario(
 
     with OutputFolder(out, sc.name, force=force, root=output_root) as folder:
         t0 = time.perf_counter()
+        per_rep = parameter_draws(loaded, reps) if parameter_uncertainty else None
         results = run_replications(sc, la_inputs, seed, reps, scale, jobs=jobs, on_done=on_done,
-                                   history=history)
+                                   history=history, scenarios=per_rep)
         wall = time.perf_counter() - t0
         records = pd.concat([r.records for r in results], ignore_index=True)
         full = add_ratios(add_geographies(records, las.regions))
@@ -117,7 +148,10 @@ def run_scenario(
             "calibration_vintage": "DfE 2023-24 releases (stocks at 31 March 2024); "
                                    "published_figures.csv as shared",
             "calibration_files": {k: str(v) for k, v in loaded.data_paths.items()},
-            "uncertainty": "stochastic only (parameters fixed at the scenario's values)",
+            "uncertainty": ("parameter and stochastic: replication r uses draw r of "
+                            f"{loaded.data_paths.get('parameter_samples')}"
+                            if parameter_uncertainty else
+                            "stochastic only (parameters fixed at the scenario's values)"),
             "wall_seconds": round(wall, 3),
             "replication_stats": [{"replication": r.replication, **r.stats} for r in results],
             "python": platform.python_version(),

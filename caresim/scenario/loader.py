@@ -41,7 +41,7 @@ KeyPath = tuple[Any, ...]
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
-_DATA_KEYS = ("la_inputs", "history", "la_multipliers")
+_DATA_KEYS = ("la_inputs", "history", "la_multipliers", "parameter_samples")
 
 
 class ScenarioError(CaresimError):

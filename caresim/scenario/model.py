@@ -272,6 +272,9 @@ class DataFiles(Strict):
     la_multipliers: str | None = Field(
         None, description="fitted per-LA multipliers of the LA indices (caresim calibrate)"
     )
+    parameter_samples: str | None = Field(
+        None, description="joint draws of fitted parameters, for --parameter-uncertainty (caresim calibrate)"
+    )
 
 
 class Referrals(Provenance):

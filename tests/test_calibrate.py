@@ -1,0 +1,145 @@
+"""Calibration: recovers known parameters from targets the model generated itself (with a
+different seed), reports targets outside tolerance, and runs end to end from the CLI."""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from caresim.analysis.calibrate import (
+    CalibrationConfig, ParamSpec, Problem, calibrate, set_path, simulate_means,
+)
+from caresim.analysis.targets import fit_table, simulated_values
+from caresim.cli import app
+from caresim.population.local import LocalAuthorities
+from caresim.scenario.model import Geography, Scenario
+from conftest import TINY
+
+METRICS = {"s47_enquiries": "flow", "cpp_starts": "flow", "child_in_need": "stock",
+           "child_protection_plan": "stock", "referrals": "flow"}
+TRUE = {"pathway.referral.exits.s47_enquiry.p": 0.17,
+        "pathway.child_in_need.sojourn.mean": 420.0}
+PARAMS = [ParamSpec(name="referral_s47", path="pathway.referral.exits.s47_enquiry.p", bounds=(0.05, 0.3)),
+          ParamSpec(name="cin_mean", path="pathway.child_in_need.sojourn.mean", bounds=(100, 900), log=True)]
+
+
+def _config(**kw):
+    base = dict(scenario=str(TINY), start=dt.date(2024, 4, 1), train=(2025, 2026),
+                metrics=list(METRICS), parameters=PARAMS, scale=1.0, replications=2, seed=3,
+                max_evaluations=25, refine_evaluations=5, posterior_draws=50, diff_step=0.05,
+                uncertainty_replications=8)
+    base.update(kw)
+    return CalibrationConfig(**base)
+
+
+def _synthetic_targets(tiny, la_inputs, history, seed=999):
+    """Targets made by the model at TRUE parameters, with another seed (so: noisy)."""
+    cfg = _config(seed=seed)
+    base = {k: v for k, v in tiny.resolved.items() if k != "data"}
+    regions = LocalAuthorities.from_inputs(la_inputs, Geography()).regions
+    prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=pd.DataFrame(),
+                   config=cfg, regions=regions)
+    truth = np.array([TRUE[p.path] for p in PARAMS])
+    means = simulate_means(prob, [prob.scenario(truth)], 1.0, 8, None)[0]
+    rows = [{"target_id": f"T-{m}-{y}", "metric": m, "year": y, "geography": "England",
+             "kind": k, "unit": "children", "tolerance": 0.01, "qualifier": "",
+             "source_id": "synthetic", "source_url": "", "note": ""}
+            for m, k in METRICS.items() for y in (2025, 2026)]
+    t = pd.DataFrame(rows)
+    t["published"] = simulated_values(t, means).to_numpy()
+    return t, base, regions
+
+
+@pytest.fixture(scope="module")
+def history(tiny):
+    return pd.read_csv(tiny.data_paths["history"])
+
+
+@pytest.fixture(scope="module")
+def recovered(tiny, la_inputs, history):
+    targets, base, regions = _synthetic_targets(tiny, la_inputs, history)
+    prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=targets,
+                   config=_config(), regions=regions)
+    return calibrate(prob)
+
+
+def test_recovers_known_parameters_within_their_intervals(recovered):
+    truth = np.array([TRUE[p.path] for p in PARAMS])
+    prior = np.array([0.12, 300.0])
+    assert np.all(recovered.lower <= truth) and np.all(truth <= recovered.upper), (
+        recovered.lower, recovered.theta, recovered.upper)
+    # moved from the prior towards the truth, with informative intervals
+    assert np.all(np.abs(recovered.theta - truth) < 0.5 * np.abs(prior - truth))
+    assert recovered.upper[0] - recovered.lower[0] < 0.06
+    assert recovered.upper[1] / recovered.lower[1] < 1.8
+
+
+def test_posterior_draws_are_within_bounds_and_centred(recovered):
+    d = recovered.draws
+    assert d.shape == (50, 2)
+    for j, p in enumerate(PARAMS):
+        assert d[:, j].min() >= p.bounds[0] and d[:, j].max() <= p.bounds[1]
+    assert np.all(np.abs(np.median(d, axis=0) / recovered.theta - 1) < 0.1)
+
+
+def test_target_outside_tolerance_is_reported():
+    t = pd.DataFrame({"target_id": ["a", "b", "c", "d"], "metric": ["x", "x", "s", "x"],
+                      "year": [2024] * 4, "geography": ["England"] * 4,
+                      "published": [100.0, 100.0, 30.0, 100.0], "qualifier": ["", "", "", ">"],
+                      "kind": ["flow", "flow", "share", "flow"], "unit": "", "tolerance": [0.05, 0.05, 1.0, 0.0],
+                      "source_id": "R1"})
+    fit = fit_table(t, pd.Series([103.0, 110.0, 32.0, 90.0]))
+    verdict = dict(zip(fit.target_id, fit.within_tolerance))
+    assert verdict == {"a": "yes", "b": "no", "c": "no", "d": "no"}
+    assert fit.loc[fit.target_id == "b", "rel_error"].item() == pytest.approx(0.10)
+
+
+def test_set_path_rejects_unknown_keys():
+    from caresim.errors import CaresimError
+
+    with pytest.raises(CaresimError, match="no key 'nope'"):
+        set_path({"a": {"b": 1}}, "a.nope", 2.0)
+
+
+def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path):
+    targets, _, _ = _synthetic_targets(tiny, la_inputs, history, seed=5)
+    targets.to_csv(tmp_path / "targets.csv", index=False)
+    cfg = {"scenario": str(TINY), "targets": "targets.csv", "start": "2024-04-01",
+           "train": [2025, 2026], "metrics": list(METRICS), "scale": 0.5, "replications": 1,
+           "seed": 2, "max_evaluations": 4, "refine_evaluations": 2, "posterior_draws": 20,
+           "uncertainty_replications": 3,
+           "parameters": [p.model_dump() for p in PARAMS],
+           "local": {"indices": {"cpp_index": "cpp_starts"}, "years": [2025, 2026], "scale": 0.5,
+                     "iterations": 1}}
+    (tmp_path / "config.yaml").write_text(json.dumps(cfg))
+    out = tmp_path / "report"
+    r = CliRunner().invoke(app, ["calibrate", "--config", str(tmp_path / "config.yaml"),
+                                 "--out", str(out), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    fit = pd.read_csv(out / "fit.csv")
+    assert list(fit.columns[:6]) == ["target_id", "metric", "year", "published", "simulated", "rel_error"]
+    assert (out / "fit_summary.md").read_text().count("|") > 20
+    assert (out / "figures" / "fit_national.png").stat().st_size > 10_000
+    fitted = tmp_path / "fitted"
+    for name in ("parameters.yaml", "parameter_samples.csv", "la_multipliers.csv", "manifest.json"):
+        assert (fitted / name).is_file(), name
+    man = json.loads((fitted / "manifest.json").read_text())
+    assert man["seed"] == 2 and "targets_sha256_16" in man and man["command"].startswith("caresim")
+    # the fitted file is a valid scenario extending the prior, with the fitted values
+    from caresim.scenario.loader import load_scenario
+
+    (fitted / "use.yaml").write_text("extends: parameters.yaml\nname: fitted_tiny\n")
+    loaded = load_scenario(fitted / "use.yaml")
+    samples = pd.read_csv(fitted / "parameter_samples.csv")
+    assert set(samples.path) == {p.path for p in PARAMS}
+    mult = pd.read_csv(fitted / "la_multipliers.csv")
+    assert set(mult.geography) >= set(tiny.scenario.geography.las)
+    # and it runs with parameter uncertainty
+    r = CliRunner().invoke(app, ["run", str(fitted / "use.yaml"), "--out", str(tmp_path / "run"),
+                                 "-n", 2, "--scale", 0.2, "--parameter-uncertainty"])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert man["uncertainty"].startswith("parameter and stochastic")
