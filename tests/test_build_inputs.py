@@ -12,7 +12,8 @@ from caresim.population import build_inputs as bi
 REPO = Path(__file__).parents[1]
 SHARED = Path(__file__).parents[1].parent / "shared" / "data"
 CALIBRATION = REPO / "calibration"
-OUTPUT_FILES = ["published_figures.csv", "la_inputs_2024.csv", "la_inputs_2024.columns.md", "history.csv"]
+OUTPUT_FILES = ["published_figures.csv", *[f"la_inputs_{y}.csv" for y in bi.YEARS], "la_inputs_2024.columns.md",
+                "history.csv"]
 
 needs_shared = pytest.mark.skipif(
     not SHARED.exists(), reason=f"shared data folder {SHARED} is absent: cannot rebuild calibration inputs"
@@ -190,3 +191,176 @@ def test_parse_period(period: str, expected: int | None) -> None:
 ])
 def test_parse_value(text: str, expected: tuple[str, float] | None) -> None:
     assert bi.parse_value(text) == expected
+
+
+# (f) la_inputs for every year 2019-2024 ------------------------------------------------------
+
+
+def _read_inputs(year: int) -> pd.DataFrame:
+    return pd.read_csv(CALIBRATION / f"la_inputs_{year}.csv", dtype={"old_la_code": str},
+                       keep_default_na=False, na_values=[""])
+
+
+@pytest.fixture(scope="module")
+def all_inputs() -> dict[int, pd.DataFrame]:
+    return {year: _read_inputs(year) for year in bi.YEARS}
+
+
+def _listed(frame: pd.DataFrame) -> pd.Series:
+    """The ``imputed`` field of each row as a set of names."""
+    return frame["imputed"].fillna("").map(lambda text: set(filter(None, text.split(";"))))
+
+
+def _published(ids: str) -> float:
+    published = pd.read_csv(CALIBRATION / "published_figures.csv", dtype=str, keep_default_na=False)
+    return float(published.set_index("id").loc[ids, "value"])
+
+
+def test_years_written() -> None:
+    assert bi.YEARS == (2019, 2020, 2021, 2022, 2023, 2024)
+    for year in bi.YEARS:
+        assert (CALIBRATION / f"la_inputs_{year}.csv").exists()
+
+
+@pytest.mark.parametrize("year", bi.YEARS)
+def test_every_year_has_the_2024_rows_and_columns(all_inputs: dict[int, pd.DataFrame], year: int) -> None:
+    frame, reference = all_inputs[year], all_inputs[2024]
+    assert list(frame.columns) == bi.LA_COLUMNS
+    assert frame[bi.META_COLUMNS].equals(reference[bi.META_COLUMNS])
+
+
+@pytest.mark.parametrize("year", bi.YEARS)
+def test_every_year_complete_and_non_negative(all_inputs: dict[int, pd.DataFrame], year: int) -> None:
+    frame = all_inputs[year]
+    las = frame[frame["level"] == "la"]
+    values = las[bi.LA_VALUE_COLUMNS].drop(columns="cla_at31_kinship_foster")
+    assert not values.isna().any().any()
+    assert las["cla_at31_kinship_foster"].isna().all()
+    assert not (frame[bi.LA_VALUE_COLUMNS] < 0).any().any()
+
+
+@pytest.mark.parametrize("year", bi.YEARS)
+def test_imputed_names_are_columns_with_known_prefixes(all_inputs: dict[int, pd.DataFrame], year: int) -> None:
+    frame = all_inputs[year]
+    names = set().union(*_listed(frame))
+    for name in names:
+        prefix, _, column = name.rpartition(":")
+        assert prefix in ("", bi.SHARED_PREFIX[:-1], bi.DERIVED_PREFIX[:-1]), name
+        assert column in bi.LA_VALUE_COLUMNS, name
+    if year >= bi.CLA_BASE_YEAR:
+        assert frame.loc[frame["level"] != "la", "imputed"].isna().all()
+
+
+@pytest.mark.parametrize("year", bi.YEARS)
+@pytest.mark.parametrize("column", ["referrals", "cpp_starts", "cpp_at31", "cin_at31", "cla_starts", "cla_ceased",
+                                    "cla_at31"])
+def test_every_year_sum_of_las_matches_national(all_inputs: dict[int, pd.DataFrame], year: int,
+                                                 column: str) -> None:
+    frame = all_inputs[year]
+    total = frame.loc[frame["level"] == "la", column].sum()
+    national = frame.loc[frame["level"] == "national", column].item()
+    assert total == pytest.approx(national, rel=0.01)
+
+
+# 2019 and 2020: looked-after figures derived from 2021 ---------------------------------------
+
+# (year, column) -> published_figures.csv id of England's value (None: none published, 2021 unscaled)
+ENGLAND_CLA = {
+    (2019, "cla_at31"): "R012", (2020, "cla_at31"): "R013",
+    (2019, "cla_starts"): "R056", (2020, "cla_starts"): None,
+    (2019, "cla_ceased"): "R075", (2020, "cla_ceased"): None,
+}
+
+
+@pytest.mark.parametrize("year, column", sorted(ENGLAND_CLA))
+def test_derived_cla_sums_to_england_published(all_inputs: dict[int, pd.DataFrame], year: int,
+                                               column: str) -> None:
+    frame = all_inputs[year]
+    source = ENGLAND_CLA[(year, column)]
+    base = all_inputs[bi.CLA_BASE_YEAR]
+    expected = _published(source) if source else base.loc[base["level"] == "national", column].item()
+    national = frame.loc[frame["level"] == "national", column].item()
+    assert national == pytest.approx(expected, abs=0.01)
+    assert frame.loc[frame["level"] == "la", column].sum() == pytest.approx(expected, rel=0.01)
+
+
+@pytest.mark.parametrize("year", [y for y in bi.YEARS if y < bi.CLA_BASE_YEAR])
+def test_derived_cla_keeps_2021_shares_and_is_listed(all_inputs: dict[int, pd.DataFrame], year: int) -> None:
+    frame, base = all_inputs[year], all_inputs[bi.CLA_BASE_YEAR]
+    listed = _listed(frame)
+    for column in bi.CLA_COLUMNS:
+        measure_total = {"looked_after": "cla_at31", "care_starts": "cla_starts",
+                         "care_ceased": "cla_ceased"}[bi.cla_measure(column)]
+        england = frame["level"] == "national"
+        ratio = frame.loc[england, measure_total].item() / base.loc[england, measure_total].item()
+        both = frame[column].notna()
+        assert frame.loc[both, column].to_numpy() == pytest.approx(base.loc[both, column].to_numpy() * ratio,
+                                                                   rel=1e-6, abs=1e-3)
+        # every derived value, on every row (England, regions, LAs), is listed
+        assert all(bi.DERIVED_PREFIX + column in names for names in listed[both]), column
+    derived_names = {n for names in listed for n in names if n.startswith(bi.DERIVED_PREFIX)}
+    assert {n.split(":", 1)[1] for n in derived_names} == set(bi.CLA_COLUMNS)
+
+
+def test_no_derived_cla_from_2021_on(all_inputs: dict[int, pd.DataFrame]) -> None:
+    for year in bi.YEARS:
+        if year >= bi.CLA_BASE_YEAR:
+            names = set().union(*_listed(all_inputs[year]))
+            assert not any(n.startswith(bi.DERIVED_PREFIX) for n in names)
+
+
+# LA code changes ------------------------------------------------------------------------------
+
+# source file of each la_inputs column that comes from one non-CLA DfE table
+NON_CLA_SOURCES = {
+    "children_0_17": "population_0_17.csv", "referrals": "referrals.csv", "rereferral_pct": "referrals.csv",
+    "nfa_pct": "referrals.csv", "not_in_need_pct": "referrals.csv", "children_referred": "referrals.csv",
+    "cin_at31": "children_in_need.csv", "cin_started": "children_in_need.csv", "cin_ended": "children_in_need.csv",
+    "cpp_starts": "cpp_starts.csv", "cpp_subsequent_pct": "cpp_starts.csv",
+    "cpp_at31": "cpp_31_march_by_duration.csv", "episodes_with_factors": "assessment_factors.csv",
+    **{f"cpp_at31_{b}": "cpp_31_march_by_duration.csv" for b, _, _ in bi.CPP_BANDS},
+}
+
+
+@needs_shared
+@pytest.mark.parametrize("year", bi.YEARS)
+def test_successor_values_not_in_the_year_table_are_listed(all_inputs: dict[int, pd.DataFrame], year: int) -> None:
+    """A successor LA absent from a year's DfE table has every value of that table listed, as shared
+    from its predecessor(s) or (if a predecessor was suppressed) imputed; and only successors are shared."""
+    frame = all_inputs[year].set_index("geography")
+    listed = _listed(frame.reset_index()).set_axis(frame.index)
+    successors = {code for _, succs, _ in bi.SUCCESSIONS for code in succs}
+    for column, source in NON_CLA_SOURCES.items():
+        raw = pd.read_csv(SHARED / "dfe" / source, dtype=str, keep_default_na=False)
+        present = set(raw.loc[raw["time_period"] == str(year), "new_la_code"])
+        for code in sorted(successors - present):
+            names = listed[code]
+            assert column in names or bi.SHARED_PREFIX + column in names, (year, code, column)
+    shared_rows = [code for code, names in listed.items() if any(n.startswith(bi.SHARED_PREFIX) for n in names)]
+    assert set(shared_rows) <= successors
+
+
+@needs_shared
+@pytest.mark.parametrize("year, predecessors, successors", [
+    (2022, ["E10000006"], ["E06000063", "E06000064"]),                 # Cumbria
+    (2020, ["E10000021"], ["E06000061", "E06000062"]),                 # Northamptonshire
+    (2019, ["E06000028", "E06000029", "E10000009"], ["E06000058", "E06000059"]),  # Bournemouth, Poole, Dorset
+])
+def test_predecessor_figures_shared_by_2024_children(all_inputs: dict[int, pd.DataFrame], year: int,
+                                                     predecessors: list[str], successors: list[str]) -> None:
+    raw = pd.read_csv(SHARED / "dfe" / "referrals.csv", dtype=str, keep_default_na=False)
+    raw = raw[(raw["time_period"] == str(year)) & raw["new_la_code"].isin(predecessors)]
+    total = raw["referral_count"].astype(float).sum()
+    frame = all_inputs[year].set_index("geography")
+    children = all_inputs[2024].set_index("geography").loc[successors, "children_0_17"]
+    assert frame.loc[successors, "referrals"].sum() == pytest.approx(total, abs=0.01)
+    expected = total * children / children.sum()
+    assert frame.loc[successors, "referrals"].to_numpy() == pytest.approx(expected.to_numpy(), abs=0.01)
+    for code in successors:
+        assert bi.SHARED_PREFIX + "referrals" in frame.loc[code, "imputed"].split(";")
+
+
+def test_same_area_recode_is_not_shared(all_inputs: dict[int, pd.DataFrame]) -> None:
+    """Buckinghamshire's 2019-20 return (old code E10000002) is read as its own, not shared or imputed."""
+    row = all_inputs[2020].set_index("geography").loc["E06000060"]
+    assert "referrals" not in str(row["imputed"]) and row["referrals"] > 0

@@ -143,3 +143,26 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path):
     assert r.exit_code == 0, r.output
     man = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert man["uncertainty"].startswith("parameter and stochastic")
+
+
+def test_report_checks_and_la_statistics():
+    from caresim.report.fitreport import la_statistics, national_checks
+
+    fit = pd.DataFrame({
+        "metric": ["looked_after"] * 4 + ["x", "s"],
+        "year": [2024] * 6,
+        "geography": ["E06000001", "E06000002", "E06000003", "E06000004", "England", "England"],
+        "published": [100.0, 200.0, 300.0, 0.0, 1000.0, 20.0],
+        "simulated": [110.0, 190.0, 330.0, 5.0, 1060.0, 24.0],
+        "qualifier": [""] * 6,
+        "kind": ["stock"] * 4 + ["flow", "share"],
+        "tolerance": [0.005] * 4 + [0.01, 1.0],
+    })
+    fit["error"] = fit.simulated - fit.published
+    fit["rel_error"] = fit.error / fit.published
+    la = la_statistics(fit, 2024).set_index("metric").loc["looked_after"]
+    assert la.las == 3  # the LA published as 0 has no relative error
+    assert la.median_abs_rel_error == pytest.approx(0.10)
+    checks = national_checks(fit, (2024, 2024)).set_index("metric")
+    assert bool(checks.loc["x", "passes"])  # a flow 6% off passes the 7% limit
+    assert not bool(checks.loc["s", "passes"])  # a share 4 points off fails the 3-point limit

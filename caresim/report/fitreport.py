@@ -37,7 +37,7 @@ def la_statistics(fit: pd.DataFrame, year: int) -> pd.DataFrame:
     rows = []
     las = fit[fit.geography.str.match(r"^E\d{8}$") & (fit.year == year)]
     for m in LA_METRICS:
-        d = las[(las.metric == m) & las.simulated.notna() & las.published.notna()]
+        d = las[(las.metric == m) & las.simulated.notna() & (las.published > 0)]
         if len(d) < 3:
             continue
         rows.append({"metric": m, "year": year, "las": len(d),
@@ -87,7 +87,7 @@ def la_charts(fit: pd.DataFrame, out_dir: Path, year: int) -> list[Path]:
         return []
     fig, axes = plt.subplots(1, len(mets), figsize=(4.4 * len(mets), 4.2), squeeze=False)
     for ax, m in zip(axes.flat, mets):
-        d = las[(las.metric == m) & las.simulated.notna()]
+        d = las[(las.metric == m) & las.simulated.notna() & (las.published > 0)]
         ax.loglog(d.published, d.simulated, ".", ms=4, color="#1f5f8b")
         lo, hi = max(1.0, d.published.min() * 0.8), d.published.max() * 1.25
         ax.plot([lo, hi], [lo, hi], "-", color="grey", lw=0.8)
