@@ -19,6 +19,7 @@ import pandas as pd
 import simpy
 
 from caresim.engine.simulation import Simulation
+from caresim.runner.pipeline import load_inputs
 from caresim.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_scenario(args.scenario)
     sc = loaded.scenario.model_copy(update={"years": args.years})
-    la = pd.read_csv(loaded.data_paths["la_inputs"])
+    la, _history = load_inputs(loaded)
     t0 = time.perf_counter()
     sim = Simulation(sc, la, seed=1, replication=0, scale=args.scale)
     sim.run()

@@ -6,6 +6,7 @@ import pytest
 
 from caresim.engine.simulation import Simulation
 from caresim.results.firstyear import FIRST_YEAR_METRICS
+from caresim.runner.pipeline import load_inputs
 from caresim.scenario.loader import load_scenario
 from conftest import BASELINE
 
@@ -14,8 +15,7 @@ from conftest import BASELINE
 def first_year():
     loaded = load_scenario(BASELINE)
     sc = loaded.scenario.model_copy(update={"years": 1})
-    la = pd.read_csv(loaded.data_paths["la_inputs"])
-    hist = pd.read_csv(loaded.data_paths["history"])
+    la, hist = load_inputs(loaded)  # with the fitted LA multipliers
     sims = [Simulation(sc, la, seed=99, replication=r, scale=0.05).run() for r in range(2)]
     rec = pd.concat(sims)
     sim = rec[rec.year == 2025].groupby("metric").value.sum() / len(sims)

@@ -416,25 +416,31 @@ def targets_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def fitted_yaml(cfg: CalibrationConfig, fit: FitResult, prior_rel: str, command: str,
-                manifest_rel: str, data: dict[str, str]) -> str:
+def fitted_yaml(params: pd.DataFrame, prior_rel: str, command: str, manifest_rel: str,
+                data: dict[str, str]) -> str:
     """A partial scenario: `extends` the prior and sets the fitted values (and the fitted
-    data files), with provenance in its header."""
+    data files). Where the fitted number is a parameter's own value (`value`, `p`, `mean`),
+    its `note` says it was fitted and its `range` becomes the 95% interval, so sensitivity
+    sweeps use the calibrated range. `params` is `parameters_table`'s output."""
     doc: dict = {"extends": prior_rel, "data": dict(data)}
-    for s, v, lo, hi in zip(cfg.parameters, fit.theta, fit.lower, fit.upper):
-        keys = s.path.split(".")
-        node = doc
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = round(float(v), 6)
     lines = [
         "# Fitted by `caresim calibrate` — do not edit by hand; rerun the command instead.",
         f"# command: {command}",
         f"# manifest: {manifest_rel} (targets vintage, method, seed, 95% intervals)",
         "# Fitted values (95% interval):",
     ]
-    for s, v, lo, hi in zip(cfg.parameters, fit.theta, fit.lower, fit.upper):
-        lines.append(f"#   {s.name:<32} {s.path} = {v:.6g}  [{lo:.4g}, {hi:.4g}]")
+    for r in params.itertuples():
+        keys = r.path.split(".")
+        node = doc
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = round(float(r.fitted), 6)
+        if keys[-1] in ("value", "p", "mean"):
+            node["note"] = (f"fitted by caresim calibrate ({manifest_rel}): {r.fitted:.4g}, 95% "
+                            f"interval {r.lower_95:.4g} to {r.upper_95:.4g}; prior {r.prior:.4g} "
+                            "(scenarios/baseline_derived.yaml)")
+            node["range"] = [round(float(r.lower_95), 6), round(float(r.upper_95), 6)]
+        lines.append(f"#   {r.name:<32} {r.path} = {r.fitted:.6g}  [{r.lower_95:.4g}, {r.upper_95:.4g}]")
     y = YAML()
     y.default_flow_style = False
     buf = io.StringIO()

@@ -97,19 +97,19 @@ def run_calibration(config: Path, out: Path | None, force: bool, jobs: int,
                       "Calibration fit", cfg.train, man)
         write_csv(params, folder.path / "parameters.csv")
         if write_fitted:
-            _write_fitted(cfg, cfg_path, fit, man, command)
+            _write_fitted(cfg, cfg_path, fit, man, command, params)
     return folder.final, table
 
 
 def _write_fitted(cfg: CalibrationConfig, cfg_path: Path, fit: FitResult, man: dict,
-                  command: str) -> Path:
+                  command: str, params: pd.DataFrame) -> Path:
     """calibration/<fitted_dir>/: written whole into a staging folder, then swapped in."""
     target = cfg_path.parent / cfg.fitted_dir
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     prior = Path(os.path.relpath(cfg_path.parent / cfg.scenario, target)).as_posix()
-    text = fitted_yaml(cfg, fit, prior, command, "manifest.json",
+    text = fitted_yaml(params, prior, command, "calibration/fitted/manifest.json",
                        {"la_multipliers": "la_multipliers.csv",
                         "parameter_samples": "parameter_samples.csv"})
     (staging / "parameters.yaml").write_text(text)
