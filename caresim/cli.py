@@ -113,6 +113,9 @@ def backtest(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="report folder (default outputs/backtest/<timestamp>)"),
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="worker processes"),
     force: bool = typer.Option(False, "--force", help="replace a non-empty report folder"),
+    inputs: str = typer.Option("held", "--inputs",
+                               help="held: referrals and UASC arrivals stay at the training year's "
+                                    "level (a forecast); published: as they turned out (conditional)"),
 ) -> None:
     """Fit on targets up to a year, project from that 31 March, compare with what was published."""
     from caresim.analysis.calibration_pipeline import run_backtest
@@ -120,7 +123,7 @@ def backtest(
     command = " ".join(["caresim"] + sys.argv[1:])
     try:
         folder, _fit = run_backtest(config, train_until, out_dir, force, jobs, progress=_say,
-                                    command=command)
+                                    command=command, inputs=inputs)
     except CaresimError as exc:
         _fail(exc)
         return

@@ -144,8 +144,16 @@ class _executor:
 
 
 def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, jobs: int,
-                 progress: Callable[[str], None], command: str) -> tuple[Path, pd.DataFrame]:
-    """Fit on targets up to `train_until`, project from 31 March `train_until`, compare."""
+                 progress: Callable[[str], None], command: str,
+                 inputs: str = "held") -> tuple[Path, pd.DataFrame]:
+    """Fit on targets up to `train_until`, project from 31 March `train_until`, compare.
+
+    `inputs`: `held` (a true forecast: referrals and UASC arrivals stay at the training
+    year's level) or `published` (conditional on the exogenous inputs as they turned out:
+    published LA referrals and national UASC arrivals of the held-out years, which a
+    scenario would set; no published outcome is used either way)."""
+    if inputs not in ("held", "published"):
+        raise CaresimError(f"--inputs must be 'held' or 'published', got {inputs!r}")
     cfg, cfg_path = load_config(config)
     if not cfg.train[0] <= train_until < cfg.train[1]:
         raise CaresimError(f"--train-until must be within {cfg.train[0]}..{cfg.train[1] - 1}, "
@@ -164,11 +172,8 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
         proj = build_problem(proj_cfg, cfg_path, start=start)
         proj.la_multipliers = fit.la_multipliers
         sc = proj.scenario(fit.theta, years=last - train_until)
-        sc = sc.model_copy(update={"arrivals": sc.arrivals.model_copy(update={
-            "referrals": sc.arrivals.referrals.model_copy(update={"use_published": False}),
-            "uasc": sc.arrivals.uasc.model_copy(update={
-                "use_published": False,
-                "per_year": _published_uasc(proj.history, train_until, sc.arrivals.uasc.per_year)})})})
+        if inputs == "held":
+            sc = _held_inputs(sc, proj.history, train_until)
         from caresim.analysis.calibrate import simulate_means
 
         scale = cfg.local.scale if cfg.local else cfg.scale
@@ -179,12 +184,25 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
         man = manifest(fit_cfg, fit, cfg_path.parent / cfg.targets, command, params)
         man["backtest"] = {"train_until": train_until, "projection_start": start.isoformat(),
                            "held_out_years": [train_until + 1, last],
-                           "future_inputs": "none: referrals and UASC held at the training year's level"}
+                           "future_inputs": ("none: referrals and UASC held at the training year's level"
+                                             if inputs == "held" else
+                                             "published LA referrals and national UASC arrivals "
+                                             "(exogenous inputs) of the held-out years")}
         _write_report(folder.path, table, params, (train_until + 1, last), last,
                       f"Backtest: trained to {train_until - 1}-{str(train_until)[2:]}, "
                       f"projected from 31 March {train_until}", None, man)
         write_csv(params, folder.path / "parameters.csv")
     return folder.final, table
+
+
+def _held_inputs(sc, history: pd.DataFrame, year: int):
+    """The scenario with referrals and UASC arrivals held at `year`'s level."""
+    a = sc.arrivals
+    uasc = a.uasc.model_copy(update={"use_published": False,
+                                     "per_year": _published_uasc(history, year, a.uasc.per_year)})
+    referrals = a.referrals.model_copy(update={"use_published": False})
+    return sc.model_copy(update={"arrivals": a.model_copy(update={"referrals": referrals,
+                                                                   "uasc": uasc})})
 
 
 def _published_uasc(history: pd.DataFrame, year: int, default: float) -> float:
