@@ -166,3 +166,41 @@ def test_report_checks_and_la_statistics():
     checks = national_checks(fit, (2024, 2024)).set_index("metric")
     assert bool(checks.loc["x", "passes"])  # a flow 6% off passes the 7% limit
     assert not bool(checks.loc["s", "passes"])  # a share 4 points off fails the 3-point limit
+
+
+def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs, history, tmp_path):
+    """Synthetic targets for 2022-2024 from a 2021 start; train to 2022, project from
+    31 March 2022 (its published state) and compare 2023-2024."""
+    cfg = _config(start=dt.date(2021, 4, 1), train=(2022, 2024))
+    base = {k: v for k, v in tiny.resolved.items() if k != "data"}
+    la21 = pd.read_csv(str(tiny.data_paths["la_inputs"]).replace("2024", "2021"))
+    regions = LocalAuthorities.from_inputs(la21, Geography()).regions
+    prob = Problem(base=base, la_inputs=la21, history=history, targets=pd.DataFrame(),
+                   config=cfg, regions=regions)
+    truth = np.array([TRUE[p.path] for p in PARAMS])
+    means = simulate_means(prob, [prob.scenario(truth)], 1.0, 2, None)[0]
+    rows = [{"target_id": f"T-{m}-{y}", "metric": m, "year": y, "geography": "England",
+             "kind": k, "unit": "children", "tolerance": 0.01, "qualifier": "",
+             "source_id": "synthetic", "source_url": "", "note": ""}
+            for m, k in METRICS.items() for y in (2022, 2023, 2024)]
+    t = pd.DataFrame(rows)
+    t["published"] = simulated_values(t, means).to_numpy()
+    t.to_csv(tmp_path / "targets.csv", index=False)
+    conf = {"scenario": str(TINY), "targets": "targets.csv", "start": "2021-04-01",
+            "train": [2022, 2024], "metrics": list(METRICS), "scale": 0.5, "replications": 1,
+            "seed": 2, "max_evaluations": 3, "refine_evaluations": 1, "posterior_draws": 10,
+            "uncertainty_replications": 3, "parameters": [p.model_dump() for p in PARAMS]}
+    (tmp_path / "config.yaml").write_text(json.dumps(conf))
+    out = tmp_path / "bt"
+    r = CliRunner().invoke(app, ["backtest", "--train-until", "2022", "--config",
+                                 str(tmp_path / "config.yaml"), "--out", str(out), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    fit = pd.read_csv(out / "fit.csv")
+    assert set(fit.year) == {2023, 2024}  # only held-out years
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["backtest"]["projection_start"] == "2022-04-01"
+    assert man["train_years"] == [2022, 2022]
+    assert not (tmp_path / "fitted").exists()  # a backtest never replaces the fitted defaults
+    r = CliRunner().invoke(app, ["backtest", "--train-until", "2024", "--config",
+                                 str(tmp_path / "config.yaml"), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--train-until" in r.output
