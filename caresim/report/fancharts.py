@@ -89,7 +89,9 @@ def _draw(ax: Axes, summary: pd.DataFrame, history: pd.DataFrame | None, metric:
     ax.set_xlabel(_X_LABEL)
     ax.set_ylabel(unit)
     ax.set_title(title or f"{metric}, {geography}", fontsize=10)
-    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    # Start at zero (no exaggerated trends) and leave headroom for the legend.
+    low, high = ax.get_ylim()
+    ax.set_ylim(bottom=min(0.0, low), top=max(high, peak / divisor * 1.25))
     ax.grid(True, color="#dddddd", linewidth=0.6)
     if legend:
         ax.legend(fontsize=7, loc="best", frameon=False)
