@@ -35,19 +35,20 @@ def _config(**kw):
     return CalibrationConfig(**base)
 
 
-def _synthetic_targets(tiny, la_inputs, history, seed=999):
+def _synthetic_targets(tiny, la_inputs, history, seed=999, start=dt.date(2024, 4, 1),
+                       years=(2025, 2026), reps=8):
     """Targets made by the model at TRUE parameters, with another seed (so: noisy)."""
-    cfg = _config(seed=seed)
+    cfg = _config(seed=seed, start=start, train=(years[0], years[-1]))
     base = {k: v for k, v in tiny.resolved.items() if k != "data"}
     regions = LocalAuthorities.from_inputs(la_inputs, Geography()).regions
     prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=pd.DataFrame(),
                    config=cfg, regions=regions)
     truth = np.array([TRUE[p.path] for p in PARAMS])
-    means = simulate_means(prob, [prob.scenario(truth)], 1.0, 8, None)[0]
+    means = simulate_means(prob, [prob.scenario(truth)], 1.0, reps, None)[0]
     rows = [{"target_id": f"T-{m}-{y}", "metric": m, "year": y, "geography": "England",
              "kind": k, "unit": "children", "tolerance": 0.01, "qualifier": "",
              "source_id": "synthetic", "source_url": "", "note": ""}
-            for m, k in METRICS.items() for y in (2025, 2026)]
+            for m, k in METRICS.items() for y in years]
     t = pd.DataFrame(rows)
     t["published"] = simulated_values(t, means).to_numpy()
     return t, base, regions
@@ -171,20 +172,9 @@ def test_report_checks_and_la_statistics():
 def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs, history, tmp_path):
     """Synthetic targets for 2022-2024 from a 2021 start; train to 2022, project from
     31 March 2022 (its published state) and compare 2023-2024."""
-    cfg = _config(start=dt.date(2021, 4, 1), train=(2022, 2024))
-    base = {k: v for k, v in tiny.resolved.items() if k != "data"}
     la21 = pd.read_csv(str(tiny.data_paths["la_inputs"]).replace("2024", "2021"))
-    regions = LocalAuthorities.from_inputs(la21, Geography()).regions
-    prob = Problem(base=base, la_inputs=la21, history=history, targets=pd.DataFrame(),
-                   config=cfg, regions=regions)
-    truth = np.array([TRUE[p.path] for p in PARAMS])
-    means = simulate_means(prob, [prob.scenario(truth)], 1.0, 2, None)[0]
-    rows = [{"target_id": f"T-{m}-{y}", "metric": m, "year": y, "geography": "England",
-             "kind": k, "unit": "children", "tolerance": 0.01, "qualifier": "",
-             "source_id": "synthetic", "source_url": "", "note": ""}
-            for m, k in METRICS.items() for y in (2022, 2023, 2024)]
-    t = pd.DataFrame(rows)
-    t["published"] = simulated_values(t, means).to_numpy()
+    t, _, _ = _synthetic_targets(tiny, la21, history, seed=999, start=dt.date(2021, 4, 1),
+                                 years=(2022, 2023, 2024), reps=2)
     t.to_csv(tmp_path / "targets.csv", index=False)
     conf = {"scenario": str(TINY), "targets": "targets.csv", "start": "2021-04-01",
             "train": [2022, 2024], "metrics": list(METRICS), "scale": 0.5, "replications": 1,

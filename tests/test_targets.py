@@ -22,7 +22,7 @@ needs_shared = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def targets() -> pd.DataFrame:
-    frame = pd.read_csv(CALIBRATION / "targets.csv", dtype={"qualifier": str, "note": str, "source_url": str},
+    frame = pd.read_csv(CALIBRATION / "targets.csv.gz", dtype={"qualifier": str, "note": str, "source_url": str},
                         keep_default_na=False)
     return frame
 
@@ -57,7 +57,7 @@ def _one(frame: pd.DataFrame, metric: str, year: int, geography: str = "England"
 
 
 @needs_shared
-@pytest.mark.parametrize("name", ["targets.csv", "targets.md"])
+@pytest.mark.parametrize("name", ["targets.csv.gz", "targets.md"])
 def test_rebuild_reproduces_committed_targets(rebuilt: Path, name: str) -> None:
     assert (rebuilt / name).read_bytes() == (CALIBRATION / name).read_bytes(), (
         f"calibration/{name} is stale: rerun python -m caresim.population.build_inputs")

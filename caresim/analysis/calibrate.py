@@ -90,7 +90,7 @@ class CalibrationConfig(_Strict):
     """calibration/config.yaml: what to fit, to what, and how hard to try."""
 
     scenario: str = Field(description="the prior scenario, relative to this file")
-    targets: str = "targets.csv"
+    targets: str = "targets.csv.gz"
     start: dt.date
     train: tuple[int, int] = Field(description="financial years (ending 31 March) fitted")
     metrics: list[str] = Field(description="England target metrics in the objective")
@@ -317,21 +317,16 @@ def _local_fit(problem: Problem, theta: np.ndarray, executor: Executor | None,
         problem.la_multipliers = mult
         sc = problem.scenario(theta)
         means = simulate_means(problem, [sc], spec.scale, spec.replications, executor)[0]
+        err = {}
         for idx, metric in spec.indices.items():
             pub = t[(t.metric == metric) & t.year.isin(spec.years) & t.geography.isin(las)]
             pub_mean = pub.groupby("geography")["published"].mean()
             sim = means.xs(metric, level="metric").reset_index()
             sim = sim[sim.year.isin(spec.years) & sim.geography.isin(las)].groupby("geography")["value"].mean()
+            err[metric] = float(np.nanmedian(np.abs(sim.reindex(pub_mean.index) / pub_mean - 1)))
             ratio = (pub_mean / sim).reindex(mult.geography)
             ratio = ratio.where(np.isfinite(ratio) & (ratio > 0), 1.0)
             mult[idx] = np.clip(mult[idx].to_numpy() * ratio.to_numpy() ** spec.damping, *spec.bounds)
-        err = {}
-        for idx, metric in spec.indices.items():
-            pub = t[(t.metric == metric) & t.year.isin(spec.years) & t.geography.isin(las)]
-            pm = pub.groupby("geography")["published"].mean()
-            sm = means.xs(metric, level="metric").reset_index()
-            sm = sm[sm.year.isin(spec.years) & sm.geography.isin(las)].groupby("geography")["value"].mean()
-            err[metric] = float(np.nanmedian(np.abs(sm.reindex(pm.index) / pm - 1)))
         progress(f"LA iteration {it + 1}: median |relative error| before update "
                  + ", ".join(f"{m} {e:.1%}" for m, e in err.items()))
     problem.la_multipliers = mult

@@ -1,6 +1,6 @@
 """Calibration targets: published figures against simulated values.
 
-`calibration/targets.csv` (built by `caresim.population.targets`) holds one published
+`calibration/targets.csv.gz` (built by `caresim.population.targets`) holds one published
 figure per row with its tolerance. A target's metric is a model metric (`looked_after`) or a
 ratio of two in percent (`rereferrals/referrals`). `fit_table` lines each target up with the
 simulated ensemble mean and says whether it is within its tolerance:

@@ -171,8 +171,8 @@ def _placement_mix(sim: "Simulation") -> np.ndarray:
     las = sim.las
     col = las.column
     foster = col("cla_at31_foster")
-    kin = np.nan_to_num(las.table["cla_at31_kinship_foster"].to_numpy(float), nan=np.nan) \
-        if "cla_at31_kinship_foster" in las.table else np.full(las.n, np.nan)
+    kin = (las.table["cla_at31_kinship_foster"].to_numpy(float)
+           if "cla_at31_kinship_foster" in las.table else np.full(las.n, np.nan))
     nat = las.national
     ks = sim.sc.initial_state.kinship_share_of_foster
     nat_kin_share = (float(nat["cla_at31_kinship_foster"]) / float(nat["cla_at31_foster"])

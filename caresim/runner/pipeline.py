@@ -58,11 +58,12 @@ def load_inputs(loaded: LoadedScenario) -> tuple[pd.DataFrame, pd.DataFrame]:
     history = read_table(loaded.data_paths["history"], "the published history")
     mult_path = loaded.data_paths.get("la_multipliers")
     if mult_path is not None:
+        from caresim.analysis.calibrate import with_multipliers
+
         mult = read_table(mult_path, "the fitted LA multipliers")
         if "geography" not in mult.columns:
-            raise CaresimError(f"{mult_path}: needs a 'geography' column")
-        mult = mult.rename(columns={c: f"{c}_fit" for c in mult.columns if c != "geography"})
-        la_inputs = la_inputs.merge(mult, on="geography", how="left")
+            raise CaresimError(f"{mult_path}: needs a 'geography' column (LA ONS codes)")
+        la_inputs = with_multipliers(la_inputs, mult)
     return la_inputs, history
 
 
