@@ -41,17 +41,20 @@ FIELDS: dict[str, tuple[type, object]] = {
 class Children:
     """Struct-of-arrays store. `add(n, **values)` returns the new children's indices."""
 
-    def __init__(self, capacity: int = 1 << 16):
+    def __init__(self, capacity: int = 1 << 16,
+                 extra: dict[str, tuple[type, object]] | None = None):
+        """`extra`: more fields (name -> (dtype, fill)), e.g. one per intervention."""
         self.n = 0
         self._cap = capacity
-        for name, (dtype, fill) in FIELDS.items():
+        self.fields = {**FIELDS, **(extra or {})}
+        for name, (dtype, fill) in self.fields.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
 
     def _grow(self, need: int) -> None:
         cap = self._cap
         while cap < need:
             cap *= 2
-        for name, (dtype, fill) in FIELDS.items():
+        for name, (dtype, fill) in self.fields.items():
             old = getattr(self, name)
             new = np.full(cap, fill, dtype=dtype)
             new[: self.n] = old[: self.n]
@@ -69,4 +72,4 @@ class Children:
         return idx
 
     def nbytes(self) -> int:
-        return sum(getattr(self, f).nbytes for f in FIELDS)
+        return sum(getattr(self, f).nbytes for f in self.fields)

@@ -138,8 +138,11 @@ class Recorder:
         stocks = dict(self.stocks)
         stocks["looked_after.foster"] = sum(
             stocks[f"looked_after.{p}"] for p in ("kinship_foster", "foster_inhouse", "foster_agency"))
+        iv_keys = [m for m in flows if m.startswith("cost.intervention.")]
+        if iv_keys:
+            flows["cost.intervention"] = sum(flows[m] for m in iv_keys)
         flows["cost.total"] = flows.get("cost.placements", 0) + flows.get(
-            "cost.court", np.zeros((self.n_years, self.n_la)))
+            "cost.court", np.zeros((self.n_years, self.n_la))) + flows.get("cost.intervention", 0)
         frames = []
         years_f = np.arange(self.first_year + 1, self.first_year + 1 + self.n_years)
         years_s = np.arange(self.first_year, self.first_year + 1 + self.n_years)

@@ -42,6 +42,7 @@ from caresim.pathway.compiled import (
 )
 from caresim.pathway.sojourn import SojournDist
 from caresim.engine.initial import initial_population
+from caresim.interventions import CompiledIntervention, compile_interventions
 from caresim.population.local import LocalAuthorities
 from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, LEGAL_STATUSES, PLACEMENTS, Scenario
 
@@ -60,6 +61,17 @@ CEASED_REASON = {
 }
 AGE_OUT_DAYS = 18 * DAYS_PER_YEAR
 NEW = -1  # state of a child arriving, before it enters its first state
+
+
+@dataclass(frozen=True)
+class TrialArms:
+    """A virtual trial inside a run: children first eligible for `intervention` are
+    randomised (per family or child, as the intervention decides uptake) to the
+    intervention arm with probability `allocation`; only that arm can take it up. Trial
+    children are traced (entry, care episodes, proceedings) for `Simulation.trace()`."""
+
+    intervention: str
+    allocation: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -112,12 +124,15 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, la_inputs: pd.DataFrame, seed: int,
                  replication: int, scale: float = 1.0, audit: bool = False,
-                 history: pd.DataFrame | None = None):
+                 history: pd.DataFrame | None = None, draw_effects: bool = True,
+                 trial: TrialArms | None = None):
         """`la_inputs`: the calibration table of the start year (one row per LA).
         `history`: published series (metric, year, geography, value), needed when the
         scenario uses published referrals or UASC arrivals by year.
         `audit` also records every move between states (`moves.<from>-><to>`, arrivals
-        from `new`) and state occupancy (`occupancy.<state>`), for conservation checks."""
+        from `new`) and state occupancy (`occupancy.<state>`), for conservation checks.
+        `draw_effects`: draw each intervention effect from its interval (this replication's
+        draw), or use central values. `trial`: run a virtual trial (see `TrialArms`)."""
         self.sc = scenario
         self.audit = audit
         self.scale = float(scale)
@@ -125,12 +140,30 @@ class Simulation:
         self.streams = Streams(seed, replication)
         self.pathway = Pathway(scenario, self.las.n)
         self._apply_modifiers()
+        known = set(la_inputs.loc[la_inputs["level"] == "la", "geography"])
+        self.ivs: list[CompiledIntervention] = compile_interventions(
+            scenario, self.las, self.pathway,
+            lambda purpose: float(self.streams.generator(purpose).standard_normal()),
+            self.scale, known, draw_effects=draw_effects)
+        self.trial = trial
+        self._trial_j = -1
+        if trial is not None:
+            names = [iv.name for iv in self.ivs]
+            if trial.intervention not in names:
+                raise ValueError(f"trial intervention {trial.intervention!r} is not in the scenario "
+                                 f"(it has: {', '.join(names) or 'none'})")
+            self._trial_j = names.index(trial.intervention)
+        self._trace: dict[str, list[tuple[np.ndarray, ...]]] = defaultdict(list)
         self.edges = year_edges(scenario.start, scenario.years)
         self._published_arrivals(history)
         self.horizon = float(self.edges[-1])
         self.windows = self._windows()
         self.env = simpy.Environment()
-        self.kids = Children()
+        extra = {}
+        for j in range(len(self.ivs)):
+            extra[f"iv_onset_{j}"] = (np.float64, np.inf)  # when its effect started (inf: never)
+            extra[f"iv_arm_{j}"] = (np.int8, 0)  # trial arm: 0 none, 1 control, 2 intervention
+        self.kids = Children(extra=extra)
         self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year, audit=audit)
         self._buckets: dict[int, list[np.ndarray]] = defaultdict(list)
         self._keys: dict[str, np.uint64] = {}
@@ -140,6 +173,10 @@ class Simulation:
         self.simpy_events = 0
         self._setup_court()
         self._setup_placements()
+        self._services = [
+            None if iv.places is None else
+            [simpy.Container(self.env, capacity=max(p, 1e-9), init=p) for p in iv.places]
+            for iv in self.ivs]
         self.cost_per_day = np.array(
             [scenario.placements.supply[p].weekly_cost.value / 7.0
              if p in scenario.placements.supply else 0.0 for p in PLACEMENTS])
@@ -428,6 +465,7 @@ class Simulation:
                 if k.pooled[i]:
                     self._at(tt, self.supply.release, int(self.plc_area[k.la[i]]), int(k.plc[i]))
             rec.flow("care_ceased", t[ceased], la[ceased])
+            self._traced("care_end", ci, t[ceased])
             for s, name in CEASED_REASON.items():
                 m = dest[ceased] == s
                 if m.any():
@@ -482,6 +520,10 @@ class Simulation:
         k.state[idx] = dest
         k.t_enter[idx] = t
         k.nev[idx] += 1
+        for j, iv in enumerate(self.ivs):
+            m = dest == iv.stage
+            if m.any():
+                self._offer(j, iv, idx[m], t[m])
 
         # -- entering care (not via the court's interim decision, handled below)
         start = ~was_in_care & (dest == S["looked_after"])
@@ -506,6 +548,7 @@ class Simulation:
     def _start_care(self, idx: np.ndarray, t: np.ndarray, legal: np.ndarray) -> None:
         k = self.kids
         self.rec.flow("care_starts", t, k.la[idx])
+        self._traced("care_start", idx, t)
         re = k.prior_care[idx]
         if re.any():
             self.rec.flow("care_reentries", t[re], k.la[idx][re])
@@ -567,6 +610,7 @@ class Simulation:
                 self._start_care(ni[ico], t[not_care][ico],
                                  np.full(int(ico.sum()), LEGAL_INDEX["interim_care_order"], np.int8))
         self.rec.flow("proceedings_issued", t, k.la[idx])
+        self._traced("issued", idx, t)
         r = self.proc_rule
         e, work = self._draw(r, idx, t, family=True)
         k.nxt[idx] = e
@@ -655,7 +699,170 @@ class Simulation:
         if family:
             age = _youngest_in_family(k.fam[idx], age)
         hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx]], axis=1)
-        return r.draw(u_exit, u_time, k.la[idx], age_band(age), hist, elapsed=elapsed)
+        band = age_band(age)
+        e, dur = r.draw(u_exit, u_time, k.la[idx], band, hist, elapsed=elapsed)
+        sched = self._effect_schedule(r, idx, t if elapsed is None else t - elapsed)
+        if sched is not None:
+            sel, breaks, mults = sched
+            e[sel], dur[sel] = r.draw_piecewise(
+                u_exit[sel], u_time[sel], k.la[idx[sel]], band[sel], hist[sel], breaks, mults,
+                elapsed=None if elapsed is None else elapsed[sel])
+        return e, dur
+
+    # -- interventions --------------------------------------------------------------------
+    def _effect_schedule(self, r: CompiledRule, idx: np.ndarray, t_stay: np.ndarray):
+        """For children `idx` whose stay in rule `r` began at `t_stay`: (selection, breaks,
+        multipliers) of those with an intervention effect in force at some point of the
+        stay, for `CompiledRule.draw_piecewise`; None if there are none."""
+        k = self.kids
+        acting = [(j, iv) for j, iv in enumerate(self.ivs) if r.rule_id in iv.ratios]
+        if not acting:
+            return None
+        sel = np.zeros(idx.size, bool)
+        for j, iv in acting:
+            onset = getattr(k, f"iv_onset_{j}")[idx]
+            sel |= np.isfinite(onset) & (t_stay - onset < iv.effect_end)
+        if not sel.any():
+            return None
+        ii, ts = idx[sel], t_stay[sel]
+        cuts = [np.zeros((ii.size, 1))]
+        for j, iv in acting:
+            onset = getattr(k, f"iv_onset_{j}")[ii]
+            cuts.append(np.clip(onset[:, None] + iv.breaks[None, :] - ts[:, None], 0.0, None))
+        breaks = np.sort(np.concatenate(cuts, axis=1), axis=1)
+        nxt = np.concatenate([breaks[:, 1:], breaks[:, -1:] + 2.0], axis=1)
+        mid = (breaks + nxt) / 2.0  # where each segment's multipliers are read
+        mults = np.ones(breaks.shape + (r.n_exits,))
+        for j, iv in acting:
+            onset = getattr(k, f"iv_onset_{j}")[ii]
+            since = mid + ts[:, None] - onset[:, None]
+            pos = np.searchsorted(iv.breaks, since, side="right") - 1
+            share = np.where(pos >= 0, iv.shares[np.maximum(pos, 0)], 0.0)
+            share = np.where(np.isfinite(onset)[:, None], share, 0.0)
+            mults *= iv.ratios[r.rule_id][None, None, :] ** share[:, :, None]
+        return sel, breaks, mults
+
+    def _offer(self, j: int, iv: CompiledIntervention, idx: np.ndarray, t: np.ndarray) -> None:
+        """Children `idx` reach intervention j's stage at `t`: rollout, eligibility, trial
+        allocation, uptake, then (with places) a place, and the effect starts."""
+        k = self.kids
+        la = k.la[idx]
+        ramp = iv.ramp(la, t)
+        unit = k.fam[idx] if iv.family else idx
+        age = (t - k.birth[idx]) / DAYS_PER_YEAR
+        if iv.family:
+            age = _youngest_in_family(k.fam[idx], age)
+        ok = (ramp > 0) & (age >= iv.ages[0]) & (age < iv.ages[1])
+        if iv.not_in_care:
+            ok &= ~k.in_care[idx]
+        if iv.prevalence is not None:
+            u = self._u(f"characteristic:{iv.characteristic}", k.fam[idx], np.zeros(idx.size, np.uint32))
+            ok &= u < iv.prevalence[la]
+        if j == self._trial_j:
+            arm = getattr(k, f"iv_arm_{j}")
+            ok &= arm[idx] == 0  # randomised once, at the first eligible entry
+            ii = idx[ok]
+            if ii.size:
+                u = self._u(f"allocate:{iv.name}", unit[ok], np.zeros(ii.size, np.uint32))
+                arm[ii] = np.where(u < self.trial.allocation, 2, 1)
+                self._traced("entry", ii, t[ok])
+                ok[ok] = u < self.trial.allocation
+        if not ok.any():
+            return
+        self.rec.flow(f"intervention.{iv.name}.eligible", t[ok], la[ok])
+        u = self._u(f"uptake:{iv.name}", unit[ok], k.nev[idx[ok]])
+        take = np.zeros(idx.size, bool)
+        take[ok] = u < iv.uptake * ramp[ok]
+        if not take.any():
+            return
+        ii, tt = idx[take], t[take]
+        if self._services[j] is None:
+            self._start_effect(j, iv, ii, tt)
+            return
+        # one request per family (or child) and time, served on the SimPy clock
+        key = np.stack([unit[take].astype(float), tt])
+        order = np.lexsort(key[::-1])
+        ii, tt, key = ii[order], tt[order], key[:, order]
+        cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
+        for grp, t0 in zip(np.split(ii, cut), tt[np.concatenate([[0], cut])].tolist()):
+            self._at(t0, self._request_place, j, grp, t0, k.nev[grp].copy())
+
+    def _start_effect(self, j: int, iv: CompiledIntervention, idx: np.ndarray, t: np.ndarray) -> None:
+        """The intervention starts for children `idx` at `t`: onset, counts, cost."""
+        k = self.kids
+        getattr(k, f"iv_onset_{j}")[idx] = t
+        la = k.la[idx]
+        self.rec.flow(f"intervention.{iv.name}.started", t, la)
+        first = ~pd.Series(k.fam[idx]).duplicated().to_numpy()  # one child per family
+        self.rec.flow(f"intervention.{iv.name}.families", t[first], la[first])
+        if iv.unit_cost > 0:
+            n_units = first if iv.cost_per_family else np.ones(idx.size, bool)
+            self.rec.flow_value(f"cost.intervention.{iv.name}", t[n_units], la[n_units],
+                                np.full(int(n_units.sum()), iv.unit_cost))
+
+    def _request_place(self, j: int, grp: np.ndarray, t_req: float, nev: np.ndarray):
+        """A family asks for a place in a capacity-limited service (on the SimPy clock)."""
+        iv = self.ivs[j]
+        la = int(self.kids.la[grp[0]])
+        pool = self._services[j][la]
+        if pool.level >= 1.0:
+            pool.get(1.0)
+            self._serve(j, grp, nev, pool)
+        elif iv.wait and iv.max_wait_days > 0:
+            self.env.process(self._wait_for_place(j, grp, nev, pool))
+        else:
+            self.rec.flow(f"intervention.{iv.name}.missed", np.full(grp.size, self.env.now),
+                          self.kids.la[grp])
+
+    def _wait_for_place(self, j: int, grp: np.ndarray, nev: np.ndarray, pool: simpy.Container):
+        iv = self.ivs[j]
+        req = pool.get(1.0)
+        timeout = self.env.timeout(iv.max_wait_days)
+        yield req | timeout
+        if not req.triggered:
+            req.cancel()
+            self.rec.flow(f"intervention.{iv.name}.missed", np.full(grp.size, self.env.now),
+                          self.kids.la[grp])
+            return
+        self._serve(j, grp, nev, pool)
+
+    def _serve(self, j: int, grp: np.ndarray, nev: np.ndarray, pool: simpy.Container) -> None:
+        """A place is granted now: children still in the stay they asked from start the
+        intervention, and the rest of their stay is drawn again with its effect."""
+        k, iv, now = self.kids, self.ivs[j], self.env.now
+        live = grp[(k.nev[grp] == nev) & (k.state[grp] == iv.stage) & ~k.done[grp]]
+        self._at(now + iv.service_days, pool.put, 1.0)
+        if live.size < grp.size:
+            gone = grp[~np.isin(grp, live)]
+            self.rec.flow(f"intervention.{iv.name}.missed", np.full(gone.size, now), k.la[gone])
+        if live.size == 0:
+            return
+        t = np.full(live.size, now)
+        self._start_effect(j, iv, live, t)
+        k.nev[live] += 1  # fresh draws for the rest of the stay
+        self._next(live, t, elapsed=now - k.t_enter[live])
+
+    def _traced(self, what: str, idx: np.ndarray, t: np.ndarray) -> None:
+        """Log an event of virtual-trial children (no-op outside a trial)."""
+        if self._trial_j < 0 or idx.size == 0:
+            return
+        arm = getattr(self.kids, f"iv_arm_{self._trial_j}")[idx]
+        m = arm > 0
+        if m.any():
+            self._trace[what].append((idx[m].copy(), np.asarray(t)[m].copy(), arm[m].copy(),
+                                      self.kids.la[idx[m]].copy()))
+
+    def trace(self) -> dict[str, pd.DataFrame]:
+        """The virtual trial's events: `entry` (randomisation), `care_start`, `care_end`,
+        `issued`; columns child, t (days from the start), arm (1 control, 2 intervention), la."""
+        out = {}
+        for what in ("entry", "care_start", "care_end", "issued"):
+            parts = self._trace.get(what, [])
+            cols = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0)
+                    for i in range(4)]
+            out[what] = pd.DataFrame({"child": cols[0].astype(np.int64), "t": cols[1].astype(float),
+                                      "arm": cols[2].astype(np.int8), "la": cols[3].astype(np.int32)})
+        return out
 
     def _next(self, idx: np.ndarray, t: np.ndarray, elapsed: np.ndarray | None = None) -> None:
         """Draw and schedule the next transition of children starting (or, with `elapsed`,

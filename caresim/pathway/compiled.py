@@ -105,6 +105,65 @@ class CompiledRule:
         return exit_idx, np.where(k > 0, t, np.inf)
 
 
+    def draw_piecewise(
+        self,
+        u_exit: np.ndarray,
+        u_time: np.ndarray,
+        la: np.ndarray,
+        band: np.ndarray,
+        history: np.ndarray,
+        breaks: np.ndarray,
+        mults: np.ndarray,
+        elapsed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Like `draw`, with hazard multipliers that change during the stay.
+
+        `breaks` (n, m): days since the stay started at which segments begin (column 0 is
+        0; non-decreasing; inf pads unused segments); `mults` (n, m, n_exits): the
+        multipliers in force in each segment. Exact for proportional cause-specific hazards:
+        with base cumulative hazard H, the stay's cumulative hazard is
+        sum_j k_j (H(min(t, b_j+1)) - H(b_j)) with k_j = sum_e q_e h_e m_je; the stay ends
+        where it reaches -log(u_time) (plus its value at `elapsed`, for a stay in progress),
+        and by exit e with probability q_e h_e m_je / k_j of the segment it ends in."""
+        q = self.exit_probabilities(band, history)
+        qh = (q * self.hazard[la])[:, None, :] * mults  # (n, m, E)
+        k = qh.sum(axis=2)  # (n, m)
+        d = self.duration[la][:, None]
+        b = breaks / d
+        with np.errstate(divide="ignore"):
+            hb = -np.log(self.sojourn.survival(b))
+        hb = np.where(np.isfinite(b), hb, np.inf)
+        hb_next = np.concatenate([hb[:, 1:], np.full((hb.shape[0], 1), np.inf)], axis=1)
+        width = np.where(np.isfinite(hb), hb_next - hb, 0.0)
+        with np.errstate(invalid="ignore"):
+            seg = np.where(k > 0, k * width, 0.0)
+        total = -np.log(np.clip(u_time, 1e-300, 1.0))
+        if elapsed is not None:
+            with np.errstate(divide="ignore"):
+                he = -np.log(self.sojourn.survival(elapsed / d[:, 0]))
+            covered = np.clip(np.minimum(he[:, None], hb_next) - hb, 0.0, None)
+            covered = np.where(np.isfinite(hb), covered, 0.0)
+            with np.errstate(invalid="ignore"):
+                total = total + np.where(k > 0, k * covered, 0.0).sum(axis=1)
+        cum = np.cumsum(seg, axis=1)
+        j = np.minimum((total[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)
+        rows = np.arange(j.size)
+        ends = total < cum[:, -1]
+        kj = k[rows, j]
+        before = np.concatenate([np.zeros((cum.shape[0], 1)), cum[:, :-1]], axis=1)[rows, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h_end = hb[rows, j] + (total - before) / np.where(kj > 0, kj, 1.0)
+        t = self.sojourn.inverse_survival(np.exp(-np.where(ends, h_end, 0.0))) * d[:, 0]
+        t = np.where(ends, t, np.inf)
+        if elapsed is not None:
+            t = np.maximum(t - elapsed, 0.0)
+        w = qh[rows, j]
+        kw = w.sum(axis=1)
+        cumw = np.cumsum(w / np.where(kw > 0, kw, 1.0)[:, None], axis=1)
+        exit_idx = np.minimum((u_exit[:, None] > cumw).sum(axis=1), self.n_exits - 1)
+        return exit_idx, t
+
+
 class Pathway:
     """All states' compiled rules. `rule(state, variant)` finds one."""
 

@@ -409,6 +409,141 @@ class HazardMultiplier(Provenance):
     las: list[str] | None = None
 
 
+LaCode = Annotated[str, Field(pattern=r"^E0[6-9]\d{6}$|^E10\d{6}$")]
+
+
+class HazardRatio(Provenance):
+    """An intervention's effect on named transitions: a hazard ratio with its evidence's
+    uncertainty. With an `interval` (at `level`), each replication draws the ratio from a
+    split lognormal whose median is `central` and whose quantiles at (1 -/+ level)/2 are the
+    interval's ends (log-normal on each side, so asymmetric intervals are kept)."""
+
+    transitions: list[TransitionName] = Field(min_length=1)
+    central: PositiveFloat
+    interval: tuple[PositiveFloat, PositiveFloat] | None = Field(
+        None, description="published (or derived) interval of the ratio; none = a point value"
+    )
+    level: float = Field(0.95, gt=0.5, lt=1.0, description="coverage of `interval`")
+
+    @model_validator(mode="after")
+    def _central_inside(self) -> "HazardRatio":
+        if self.interval is not None:
+            lo, hi = self.interval
+            if not lo <= self.central <= hi:
+                raise ValueError(f"central {self.central} is outside interval [{lo}, {hi}]")
+        return self
+
+
+class Waning(Provenance):
+    """How an effect runs over time since the intervention started (its onset): none for
+    `onset_days`, then the full hazard ratio for `full_days` (none = for good), then fading
+    linearly on the log scale to no effect over `waning_days`, in `steps` equal steps."""
+
+    onset_days: NonNegativeFloat = 0.0
+    full_days: PositiveFloat | None = None
+    waning_days: NonNegativeFloat = 0.0
+    steps: Annotated[int, Field(ge=1, le=12)] = 4
+
+
+class Characteristic(Provenance):
+    """A family characteristic that decides eligibility (e.g. parental substance misuse).
+
+    Each family has one latent draw per characteristic (the same in every scenario), and has
+    the characteristic at the intervention's stage with probability `prevalence` (national,
+    at that stage) times its LA's `la_column` relative to England's, capped at 1."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    la_column: str = Field(description="la_inputs column with the LA's share (relative to England's)")
+    prevalence: ProbParam = Field(description="share of families at the stage with the characteristic")
+
+
+class Eligibility(Strict):
+    ages: tuple[NonNegativeFloat, PositiveFloat] = Field(
+        (0.0, 18.0), description="age range in years [low, high) of the child at the stage (the youngest sibling's, for a family)"
+    )
+    not_in_care: bool = Field(False, description="only children not looked after when they reach the stage")
+    characteristic: Characteristic | None = None
+
+
+class InterventionCost(Provenance):
+    """Unit cost: `amount` per child or per family served, one-off at the start or per year
+    of service (charged for `service_days` at the start, pro rata)."""
+
+    amount: NonNegativeFloat
+    per: Literal["child", "family"]
+    basis: Literal["one_off", "per_year"] = "one_off"
+    service_days: PositiveFloat | None = None
+    price_base: str = Field(description="financial year of `amount`'s prices, e.g. 2021-22")
+    uplift: NonNegativeFloat = Field(
+        1.0, description="factor to the scenario's price base (required, with its source, when price bases differ)"
+    )
+
+    @model_validator(mode="after")
+    def _service_days(self) -> "InterventionCost":
+        if self.basis == "per_year" and self.service_days is None:
+            raise ValueError("basis per_year needs service_days (how long a family is served)")
+        return self
+
+
+class ServiceCapacity(Provenance):
+    """A service with finite places (e.g. FGC coordinators): `places` families served at
+    once nationally when every LA offers it, shared across LAs by their referrals; a family
+    holds a place for `service_days`. When an LA's places are full a family `wait`s (up to
+    `max_wait_days`, then misses out; its effect starts when served) or `miss`es out."""
+
+    places: NonNegativeFloat
+    service_days: PositiveFloat
+    when_full: Literal["wait", "miss"] = "miss"
+    max_wait_days: NonNegativeFloat = 0.0
+
+
+class Wave(Strict):
+    start: dt.date
+    las: list[LaCode] | None = Field(None, description="ONS codes of the LAs in this wave")
+    regions: list[str] | None = Field(None, description="regions whose LAs are in this wave")
+    rest: bool = Field(False, description="every LA not in an earlier-listed wave")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> "Wave":
+        given = [k for k in ("las", "regions") if getattr(self, k) is not None] + (["rest"] if self.rest else [])
+        if len(given) != 1:
+            raise ValueError("a wave names exactly one of las, regions or rest: true")
+        return self
+
+
+class Rollout(Provenance):
+    """Where and from when the intervention is offered: LAs join in waves; uptake ramps up
+    linearly over `ramp_up_days` from an LA's start. An LA in no wave never offers it; no
+    LA offers it from `end` (e.g. a trial's recruitment end). No rollout: every simulated
+    LA offers it from the scenario's start."""
+
+    waves: list[Wave] = Field(min_length=1)
+    ramp_up_days: NonNegativeFloat = 0.0
+    end: dt.date | None = None
+
+
+class Intervention(Provenance):
+    """An intervention offered to families reaching a stage, acting as hazard multipliers.
+
+    When a child (with its siblings in step) enters `stage` in an LA that has rolled it out,
+    is eligible, and takes it up (and, with `capacity`, gets a place), the effects start:
+    each `effects` ratio multiplies the hazards of its transitions, in any state, from then
+    on, following `waning`. Costs are recorded as `cost.intervention.<name>`."""
+
+    description: str = ""
+    stage: StateName
+    unit: Literal["family", "child"] = Field(
+        "family", description="who decides uptake together: a family (siblings in step) or each child"
+    )
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    uptake: ProbParam
+    effects: list[HazardRatio] = Field(default_factory=list)
+    waning: Waning = Field(default_factory=Waning)
+    cost: InterventionCost | None = None
+    capacity: ServiceCapacity | None = None
+    rollout: Rollout | None = None
+
+
 class Scenario(Strict):
     """A complete scenario, as resolved after `extends:`."""
 
@@ -427,6 +562,9 @@ class Scenario(Strict):
     initial_state: InitialState = Field(default_factory=InitialState)
     local_variation: list[LocalVariation] = Field(default_factory=list)
     hazard_multipliers: list[HazardMultiplier] = Field(default_factory=list)
+    interventions: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Intervention] = Field(
+        default_factory=dict, description="interventions by name (see Intervention)"
+    )
 
     @field_validator("start")
     @classmethod
@@ -447,7 +585,7 @@ class Scenario(Strict):
         }
         named = [h.transition for h in self.hazard_multipliers] + [
             t for lv in self.local_variation for t in lv.transitions
-        ]
+        ] + [t for iv in self.interventions.values() for e in iv.effects for t in e.transitions]
         with_variants = sorted(s for s, spec in self.pathway.items()
                                if spec.variants is not None and s != "looked_after")
         if with_variants:
@@ -463,4 +601,13 @@ class Scenario(Strict):
             raise ValueError(
                 f"unknown transition(s) {', '.join(unknown)}; the pathway has: {', '.join(sorted(known))}"
             )
+        for name, iv in self.interventions.items():
+            c = iv.cost
+            if c is not None and c.price_base != self.costs.price_base and "uplift" not in c.model_fields_set:
+                raise ValueError(
+                    f"interventions.{name}.cost: price base {c.price_base} differs from the "
+                    f"scenario's {self.costs.price_base}; give `uplift` (and say where it comes from in `note`)")
+            if iv.capacity is not None and iv.stage == "proceedings":
+                raise ValueError(f"interventions.{name}: capacity is not supported at the proceedings "
+                                 "stage (the court draws a case's course when it is issued)")
         return self
