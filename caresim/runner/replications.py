@@ -31,17 +31,24 @@ class ReplicationResult:
     records: pd.DataFrame
     stats: dict
     wall_seconds: float
+    trace: dict[str, pd.DataFrame] | None = None  # a virtual trial's events (Simulation.trace)
+    hazard_ratios: dict[str, list[float]] | None = None  # interventions' drawn effects
 
 
 def run_one(scenario: Scenario, la_inputs: pd.DataFrame, seed: int, replication: int,
-            scale: float, history: pd.DataFrame | None = None) -> ReplicationResult:
-    """Run one replication; returns its LA-level records with a `replication` column."""
+            scale: float, history: pd.DataFrame | None = None,
+            options: dict | None = None) -> ReplicationResult:
+    """Run one replication; returns its LA-level records with a `replication` column.
+    `options` are passed to `Simulation` (e.g. `draw_effects`, `trial`)."""
     t0 = time.perf_counter()
+    options = options or {}
     sim = Simulation(scenario, la_inputs, seed=seed, replication=replication, scale=scale,
-                     history=history)
+                     history=history, **options)
     records = sim.run()
     records.insert(0, "replication", replication)
-    return ReplicationResult(replication, records, asdict(sim.stats()), time.perf_counter() - t0)
+    return ReplicationResult(replication, records, asdict(sim.stats()), time.perf_counter() - t0,
+                             trace=sim.trace() if options.get("trial") else None,
+                             hazard_ratios={iv.name: iv.hazard_ratios for iv in sim.ivs})
 
 
 def run_replications(
@@ -55,13 +62,15 @@ def run_replications(
     on_done: Callable[[ReplicationResult], None] | None = None,
     history: pd.DataFrame | None = None,
     scenarios: list[Scenario] | None = None,
+    options: dict | None = None,
 ) -> list[ReplicationResult]:
     """Run replications 0..replications-1, in parallel when jobs > 1; results in order.
 
     `scenarios`, if given, is one scenario per replication (parameter uncertainty: each
-    replication runs with its own draw of the fitted parameters)."""
+    replication runs with its own draw of the fitted parameters). `options` go to every
+    `Simulation` (see `run_one`)."""
     per_rep = scenarios or [scenario] * replications
-    args = [(per_rep[r], la_inputs, seed, r, scale, history) for r in range(replications)]
+    args = [(per_rep[r], la_inputs, seed, r, scale, history, options) for r in range(replications)]
     results: dict[int, ReplicationResult] = {}
 
     def done(res: ReplicationResult) -> None:

@@ -154,6 +154,19 @@ def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
     )
 
 
+def load_document(path: str | os.PathLike[str], model: type[pydantic.BaseModel]):
+    """Read and validate another kind of YAML document (e.g. a virtual trial) against
+    `model`, with `extends:` and the same file:line:col errors as scenarios."""
+    top = Path(path)
+    data, origins, _chain = _load_chain(top, ())
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = _translate(exc, data, origins, top)
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise ScenarioError.many(problems) from None
+
+
 # --- reading one file -------------------------------------------------------------------
 
 

@@ -611,3 +611,48 @@ class Scenario(Strict):
                 raise ValueError(f"interventions.{name}: capacity is not supported at the proceedings "
                                  "stage (the court draws a case's course when it is issued)")
         return self
+
+
+# --- virtual trials ---------------------------------------------------------------------
+
+TrialOutcome = Literal["in_care", "proceedings_issued", "days_in_care"]
+
+
+class PublishedOutcome(Provenance):
+    """A published trial result: for `arm` control or intervention, the share of children
+    in care at `months` after entry (`in_care`), the share with proceedings issued within
+    `months` (`proceedings_issued`), or mean days in care within `months`
+    (`days_in_care`); for `arm: difference`, intervention minus control, with its
+    `interval` where one is published or derived."""
+
+    outcome: TrialOutcome
+    months: Annotated[int, Field(ge=1, le=60)]
+    arm: Literal["control", "intervention", "difference"]
+    value: float
+    interval: tuple[float, float] | None = None
+
+
+class Recruitment(Strict):
+    start: dt.date
+    months: Annotated[int, Field(ge=1, le=60)]
+
+
+class TrialSpec(Strict):
+    """A published trial re-created in the model (`caresim trial`): the scenario's
+    intervention is offered in `las` to children entering its stage during `recruitment`,
+    who are randomised to it with probability `allocation`, and followed up."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    scenario: str = Field(description="scenario file (relative to this file) with the intervention")
+    intervention: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    las: list[LaCode] = Field(min_length=1)
+    las_note: Provenance | None = Field(None, description="how the trial's LAs were chosen")
+    recruitment: Recruitment
+    allocation: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    follow_up_months: list[Annotated[int, Field(ge=1, le=60)]] = Field(min_length=1)
+    run: RunSettings = Field(default_factory=RunSettings)
+    published: list[PublishedOutcome] = Field(default_factory=list)
+    control_tolerance: Probability = Field(
+        0.03, description="largest acceptable |simulated - published| of a control-arm share"
+    )
