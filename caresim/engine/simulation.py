@@ -239,6 +239,10 @@ class Simulation:
         alpha = court.congestion_elasticity.value
         self.courts = [CourtArea(self.env, float(total * s), self._court_done, alpha) for s in share]
         self.proc_rule = self.pathway.rule(S["proceedings"])
+        # share entering interim care at issue, by the state proceedings are issued from
+        self._interim_share = np.full(len(S), court.interim_care_at_issue.value)
+        for state, p in court.interim_care_by_route.items():
+            self._interim_share[S[state]] = p.value
         # looked_after rule id by legal status index (the single rule, or s20, stands in for
         # a missing variant),
         # and last, the UASC variant
@@ -533,7 +537,7 @@ class Simulation:
 
         # -- proceedings
         if to_proc.any():
-            self._issue(idx[to_proc], t[to_proc])
+            self._issue(idx[to_proc], t[to_proc], src[to_proc])
 
         # -- terminal states
         term = (dest == S["adopted"]) | (dest == S["left_care"])
@@ -597,15 +601,15 @@ class Simulation:
         k.t_cost[idx] = t_end
 
     # -- court ----------------------------------------------------------------------------
-    def _issue(self, idx: np.ndarray, t: np.ndarray) -> None:
-        """Proceedings issued for children `idx` at `t`: interim care, then one court case
-        per family issued at the same moment."""
+    def _issue(self, idx: np.ndarray, t: np.ndarray, src: np.ndarray) -> None:
+        """Proceedings issued for children `idx` (from states `src`) at `t`: interim care,
+        then one court case per family issued at the same moment."""
         k = self.kids
         not_care = ~k.in_care[idx]
         if not_care.any():
             ni = idx[not_care]
             u = self._u("interim", k.fam[ni], k.nev[ni])
-            ico = u < self.sc.court.interim_care_at_issue.value
+            ico = u < self._interim_share[src[not_care]]
             if ico.any():
                 self._start_care(ni[ico], t[not_care][ico],
                                  np.full(int(ico.sum()), LEGAL_INDEX["interim_care_order"], np.int8))

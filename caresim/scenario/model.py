@@ -338,6 +338,10 @@ class Court(Provenance):
     interim_care_at_issue: ProbParam = Field(
         description="share of children not already looked after who enter interim care when proceedings are issued"
     )
+    interim_care_by_route: dict[StateName, ProbParam] = Field(
+        default_factory=dict,
+        description="the same share for proceedings issued from a given state (e.g. pre_proceedings), overriding interim_care_at_issue",
+    )
 
 
 class PlacementSupply(Provenance):
