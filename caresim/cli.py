@@ -65,6 +65,58 @@ def run(
     out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
 
 
+@app.command()
+def compare(
+    scenario_a: Path = typer.Argument(..., metavar="A.yaml", help="scenario A (the baseline)"),
+    scenario_b: Path = typer.Argument(..., metavar="B.yaml", help="scenario B (the change)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default outputs/compare_<A>_vs_<B>/<timestamp>)"),
+    replications: Optional[int] = typer.Option(None, "--replications", "-n", min=1, help="replications of each scenario (default: A's)"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="root seed (default: A's)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="fraction of children simulated, in (0, 1] (default: A's)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="worker processes"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty output folder"),
+    no_crn: bool = typer.Option(False, "--no-crn", help="run B from a different seed (independent runs; "
+                                "only to measure what common random numbers buy)"),
+) -> None:
+    """Compare two scenarios, paired by replication: writes difference.csv (B minus A), summary.csv, manifest.json, Parquet, figures."""
+    from caresim.analysis.compare import run_compare
+    from caresim.scenario.loader import load_scenario
+
+    try:
+        loaded_a = load_scenario(scenario_a)
+        loaded_b = load_scenario(scenario_b)
+        reps = replications or loaded_a.scenario.run.replications
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=False,
+                      disable=not err.is_terminal and not _force_progress()) as progress:
+            task = progress.add_task(
+                f"{loaded_a.scenario.name} vs {loaded_b.scenario.name}: replications", total=2 * reps)
+            outcome = run_compare(loaded_a, loaded_b, out=out_dir, replications=replications,
+                                  seed=seed, scale=scale, jobs=jobs, force=force, crn=not no_crn,
+                                  on_done=lambda _r: progress.advance(task))
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    _print_difference(outcome, "care_starts")
+    for w in outcome.manifest.get("warnings", []):
+        err.print(f"[bold yellow]warning:[/] {w}", markup=True, highlight=False, soft_wrap=True)
+    out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+
+
+def _print_difference(outcome, metric: str) -> None:
+    d = outcome.difference
+    d = d[(d["metric"] == metric) & (d["geography"] == "England")].sort_values("year")
+    a, b = (outcome.manifest["scenarios"][k]["label"] for k in ("A", "B"))
+    crn = "paired, common random numbers" if outcome.manifest["crn"] else "independent runs (--no-crn)"
+    table = Table(title=f"{metric}, England: {b} minus {a} ({crn}, "
+                        f"{outcome.manifest['replications']} replications)")
+    for col in ("year", "mean difference", "90% interval (p05 - p95)"):
+        table.add_column(col, justify="right")
+    for r in d.itertuples():
+        table.add_row(str(r.year), f"{r.mean:+,.0f}", f"{r.p05:+,.0f} to {r.p95:+,.0f}")
+    out.print(table)
+
+
 def _force_progress() -> bool:
     import os
 

@@ -4,6 +4,10 @@ Loads the calibration tables the scenario names, runs the replications, and writ
 output contract (DESIGN.md): manifest.json, summary.csv, replications.parquet, fan charts,
 and first_year_check.csv (the first simulated year against the latest published year).
 Nothing is written to the final folder until everything has succeeded.
+
+The steps that do not write (`resolve_settings`, `prepare`, `run_records`) and the shared
+manifest fields are separate functions so that `caresim compare` runs each of its two
+scenarios exactly as `caresim run` would.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import copy
 import datetime as dt
 import platform
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -91,6 +96,101 @@ def parameter_draws(loaded: LoadedScenario, replications: int) -> list:
     return out
 
 
+CALIBRATION_VINTAGE = ("DfE 2023-24 releases (stocks at 31 March 2024); "
+                       "published_figures.csv as shared")
+
+
+def resolve_settings(loaded: LoadedScenario, replications: int | None = None,
+                     seed: int | None = None, scale: float | None = None) -> tuple[int, int, float]:
+    """The run's (replications, root seed, scale): options given here override the
+    scenario's `run:` settings. Raises `CaresimError` for a scale outside (0, 1] or fewer
+    than one replication."""
+    sc = loaded.scenario
+    reps = replications or sc.run.replications
+    seed = sc.run.seed if seed is None else seed
+    scale = sc.run.scale if scale is None else scale
+    if not 0 < scale <= 1:
+        raise CaresimError(f"--scale must be in (0, 1], got {scale}")
+    if reps < 1:
+        raise CaresimError(f"--replications must be at least 1, got {reps}")
+    return reps, seed, scale
+
+
+@dataclass(frozen=True)
+class PreparedScenario:
+    """A loaded scenario with its calibration tables read and its geography checked."""
+
+    loaded: LoadedScenario
+    la_inputs: pd.DataFrame
+    history: pd.DataFrame
+    las: LocalAuthorities
+
+
+def prepare(loaded: LoadedScenario) -> PreparedScenario:
+    """Read the scenario's calibration tables and resolve its local authorities (raises
+    `CaresimError` early, before any output folder is made, if either is wrong)."""
+    la_inputs, history = load_inputs(loaded)
+    las = LocalAuthorities.from_inputs(la_inputs, loaded.scenario.geography)
+    return PreparedScenario(loaded, la_inputs, history, las)
+
+
+@dataclass(frozen=True)
+class ScenarioRecords:
+    """One scenario's replications: `records` holds every replication's metrics at LA,
+    region and England level (court ratios added), in the units of the output contract;
+    `wall_seconds` is the time spent drawing parameters and running the replications."""
+
+    results: list[ReplicationResult]
+    records: pd.DataFrame
+    wall_seconds: float
+
+
+def run_records(
+    prepared: PreparedScenario,
+    seed: int,
+    replications: int,
+    scale: float,
+    jobs: int = 1,
+    on_done: Callable[[ReplicationResult], None] | None = None,
+    parameter_uncertainty: bool = False,
+    executor: Executor | None = None,
+) -> ScenarioRecords:
+    """Run replications 0..replications-1 of a prepared scenario from root `seed` at
+    `scale` (fraction of children simulated) and return their LA + region + England
+    records. Writes nothing."""
+    sc = prepared.loaded.scenario
+    t0 = time.perf_counter()
+    per_rep = parameter_draws(prepared.loaded, replications) if parameter_uncertainty else None
+    results = run_replications(sc, prepared.la_inputs, seed, replications, scale, jobs=jobs,
+                               executor=executor, on_done=on_done, history=prepared.history,
+                               scenarios=per_rep)
+    wall = time.perf_counter() - t0
+    records = pd.concat([r.records for r in results], ignore_index=True)
+    full = add_ratios(add_geographies(records, prepared.las.regions))
+    return ScenarioRecords(results, full, wall)
+
+
+def scenario_manifest(loaded: LoadedScenario) -> dict:
+    """The manifest fields that say which scenario ran: resolved scenario, hash, files."""
+    return {
+        "scenario": loaded.resolved,
+        "scenario_hash": loaded.hash,
+        "scenario_files": [str(p) for p in loaded.files],
+        "calibration_files": {k: str(v) for k, v in loaded.data_paths.items()},
+    }
+
+
+def geography_manifest(las: LocalAuthorities) -> dict:
+    """The manifest's `geography`: how many LAs and which regions were simulated."""
+    return {"las": len(las.codes), "regions": sorted(set(las.regions))}
+
+
+def scale_note(scale: float) -> str:
+    """The manifest's plain-English note of what `scale` means."""
+    return (f"{scale:g} of children (and of court and placement capacity) simulated; "
+            "counts and costs multiplied by 1/scale")
+
+
 def run_scenario(
     loaded: LoadedScenario,
     out: Path | None = None,
@@ -109,24 +209,14 @@ def run_scenario(
     parameters (`data.parameter_samples`), so the ensemble carries parameter and stochastic
     uncertainty together."""
     sc = loaded.scenario
-    reps = replications or sc.run.replications
-    seed = sc.run.seed if seed is None else seed
-    scale = sc.run.scale if scale is None else scale
-    if not 0 < scale <= 1:
-        raise CaresimError(f"--scale must be in (0, 1], got {scale}")
-    if reps < 1:
-        raise CaresimError(f"--replications must be at least 1, got {reps}")
-    la_inputs, history = load_inputs(loaded)
-    las = LocalAuthorities.from_inputs(la_inputs, sc.geography)  # checks the geography early
+    reps, seed, scale = resolve_settings(loaded, replications, seed, scale)
+    prepared = prepare(loaded)  # checks the geography early
+    history, las = prepared.history, prepared.las
 
     with OutputFolder(out, sc.name, force=force, root=output_root) as folder:
-        t0 = time.perf_counter()
-        per_rep = parameter_draws(loaded, reps) if parameter_uncertainty else None
-        results = run_replications(sc, la_inputs, seed, reps, scale, jobs=jobs, on_done=on_done,
-                                   history=history, scenarios=per_rep)
-        wall = time.perf_counter() - t0
-        records = pd.concat([r.records for r in results], ignore_index=True)
-        full = add_ratios(add_geographies(records, las.regions))
+        run = run_records(prepared, seed, reps, scale, jobs=jobs, on_done=on_done,
+                          parameter_uncertainty=parameter_uncertainty)
+        results, full = run.results, run.records
         summary = summarise(full, sc.name)
         write_csv(summary, folder.path / "summary.csv")
         write_parquet(full, folder.path / "replications.parquet")
@@ -136,24 +226,19 @@ def run_scenario(
         fan_charts(summary, history, folder.path / "figures", FAN_METRICS)
         manifest = {
             "caresim_version": caresim.__version__,
-            "scenario": loaded.resolved,
-            "scenario_hash": loaded.hash,
-            "scenario_files": [str(p) for p in loaded.files],
+            **scenario_manifest(loaded),
             "seed": seed,
             "replications": reps,
             "scale": scale,
-            "scale_note": (f"{scale:g} of children (and of court and placement capacity) simulated; "
-                           "counts and costs multiplied by 1/scale"),
+            "scale_note": scale_note(scale),
             "jobs": jobs,
-            "geography": {"las": len(las.codes), "regions": sorted(set(las.regions))},
-            "calibration_vintage": "DfE 2023-24 releases (stocks at 31 March 2024); "
-                                   "published_figures.csv as shared",
-            "calibration_files": {k: str(v) for k, v in loaded.data_paths.items()},
+            "geography": geography_manifest(las),
+            "calibration_vintage": CALIBRATION_VINTAGE,
             "uncertainty": ("parameter and stochastic: replication r uses draw r of "
                             f"{loaded.data_paths.get('parameter_samples')}"
                             if parameter_uncertainty else
                             "stochastic only (parameters fixed at the scenario's values)"),
-            "wall_seconds": round(wall, 3),
+            "wall_seconds": round(run.wall_seconds, 3),
             "replication_stats": [{"replication": r.replication, **r.stats} for r in results],
             "python": platform.python_version(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
