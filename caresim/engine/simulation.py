@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -173,9 +174,11 @@ class Simulation:
         self.simpy_events = 0
         self._setup_court()
         self._setup_placements()
-        self._services = [
+        # service places: per intervention and LA, a heap of the times each place is next
+        # free (a multi-server queue whose customers wait at most max_wait_days)
+        self._places = [
             None if iv.places is None else
-            [simpy.Container(self.env, capacity=max(p, 1e-9), init=p) for p in iv.places]
+            [[-np.inf] * int(np.floor(p + 1e-9)) for p in iv.places]
             for iv in self.ivs]
         self.cost_per_day = np.array(
             [scenario.placements.supply[p].weekly_cost.value / 7.0
@@ -780,16 +783,32 @@ class Simulation:
         if not take.any():
             return
         ii, tt = idx[take], t[take]
-        if self._services[j] is None:
+        if self._places[j] is None:
             self._start_effect(j, iv, ii, tt)
             return
-        # one request per family (or child) and time, served on the SimPy clock
-        key = np.stack([unit[take].astype(float), tt])
+        # one place per family (or child) and time, in time order
+        key = np.stack([tt, unit[take].astype(float)])
         order = np.lexsort(key[::-1])
         ii, tt, key = ii[order], tt[order], key[:, order]
         cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
+        now, later, missed = [], [], []
         for grp, t0 in zip(np.split(ii, cut), tt[np.concatenate([[0], cut])].tolist()):
-            self._at(t0, self._request_place, j, grp, t0, k.nev[grp].copy())
+            heap = self._places[j][int(k.la[grp[0]])]
+            if heap and heap[0] <= t0:  # a place is free: served at once
+                heapq.heapreplace(heap, t0 + iv.service_days)
+                now.append(grp)
+            elif heap and iv.wait and heap[0] <= t0 + iv.max_wait_days:
+                s0 = heapq.heapreplace(heap, heap[0] + iv.service_days)  # first place free
+                later.append(grp)
+                self._at(s0, self._serve_waiting, j, grp, k.nev[grp].copy())
+            else:
+                missed.append(grp)
+        if now:
+            grp = np.concatenate(now)
+            self._start_effect(j, iv, grp, k.t_enter[grp])
+        if missed:
+            grp = np.concatenate(missed)
+            self.rec.flow(f"intervention.{iv.name}.missed", k.t_enter[grp], k.la[grp])
 
     def _start_effect(self, j: int, iv: CompiledIntervention, idx: np.ndarray, t: np.ndarray) -> None:
         """The intervention starts for children `idx` at `t`: onset, counts, cost."""
@@ -804,38 +823,13 @@ class Simulation:
             self.rec.flow_value(f"cost.intervention.{iv.name}", t[n_units], la[n_units],
                                 np.full(int(n_units.sum()), iv.unit_cost))
 
-    def _request_place(self, j: int, grp: np.ndarray, t_req: float, nev: np.ndarray):
-        """A family asks for a place in a capacity-limited service (on the SimPy clock)."""
-        iv = self.ivs[j]
-        la = int(self.kids.la[grp[0]])
-        pool = self._services[j][la]
-        if pool.level >= 1.0:
-            pool.get(1.0)
-            self._serve(j, grp, nev, pool)
-        elif iv.wait and iv.max_wait_days > 0:
-            self.env.process(self._wait_for_place(j, grp, nev, pool))
-        else:
-            self.rec.flow(f"intervention.{iv.name}.missed", np.full(grp.size, self.env.now),
-                          self.kids.la[grp])
-
-    def _wait_for_place(self, j: int, grp: np.ndarray, nev: np.ndarray, pool: simpy.Container):
-        iv = self.ivs[j]
-        req = pool.get(1.0)
-        timeout = self.env.timeout(iv.max_wait_days)
-        yield req | timeout
-        if not req.triggered:
-            req.cancel()
-            self.rec.flow(f"intervention.{iv.name}.missed", np.full(grp.size, self.env.now),
-                          self.kids.la[grp])
-            return
-        self._serve(j, grp, nev, pool)
-
-    def _serve(self, j: int, grp: np.ndarray, nev: np.ndarray, pool: simpy.Container) -> None:
-        """A place is granted now: children still in the stay they asked from start the
-        intervention, and the rest of their stay is drawn again with its effect."""
+    def _serve_waiting(self, j: int, grp: np.ndarray, nev: np.ndarray) -> None:
+        """A waiting family's place comes free (on the SimPy clock): children still in the
+        stay they asked from start the intervention, and the rest of their stay is drawn
+        again with its effect. The place was booked for them: if they have moved on it is
+        not used (counted as missed)."""
         k, iv, now = self.kids, self.ivs[j], self.env.now
         live = grp[(k.nev[grp] == nev) & (k.state[grp] == iv.stage) & ~k.done[grp]]
-        self._at(now + iv.service_days, pool.put, 1.0)
         if live.size < grp.size:
             gone = grp[~np.isin(grp, live)]
             self.rec.flow(f"intervention.{iv.name}.missed", np.full(gone.size, now), k.la[gone])
