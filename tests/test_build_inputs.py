@@ -318,6 +318,7 @@ NON_CLA_SOURCES = {
     "cin_at31": "children_in_need.csv", "cin_started": "children_in_need.csv", "cin_ended": "children_in_need.csv",
     "cpp_starts": "cpp_starts.csv", "cpp_subsequent_pct": "cpp_starts.csv",
     "cpp_at31": "cpp_31_march_by_duration.csv", "episodes_with_factors": "assessment_factors.csv",
+    "parental_substance_misuse_share": "assessment_factors.csv",
     **{f"cpp_at31_{b}": "cpp_31_march_by_duration.csv" for b, _, _ in bi.CPP_BANDS},
 }
 
@@ -364,3 +365,181 @@ def test_same_area_recode_is_not_shared(all_inputs: dict[int, pd.DataFrame]) -> 
     """Buckinghamshire's 2019-20 return (old code E10000002) is read as its own, not shared or imputed."""
     row = all_inputs[2020].set_index("geography").loc["E06000060"]
     assert "referrals" not in str(row["imputed"]) and row["referrals"] > 0
+
+
+# parental substance misuse share (assessment factors) -----------------------------------------
+
+SHARE = "parental_substance_misuse_share"
+FACTOR_FIELDS = ("Alcohol_Misuse_parent", "Drug_Misuse_parent")
+FACTOR_TOTAL = "Episodes_with_assessment_factor"
+
+
+def _factors(year: int) -> pd.DataFrame:
+    """Raw assessment_factors.csv rows of ``year`` (strings, markers kept)."""
+    raw = pd.read_csv(SHARED / "dfe" / "assessment_factors.csv", dtype=str, keep_default_na=False)
+    return raw[(raw["time_period"] == str(year)) & (raw["category"] == bi.FACTORS_CATEGORY)]
+
+
+def _raw_share(row: pd.Series, fields: tuple[str, ...] = FACTOR_FIELDS) -> float:
+    return sum(float(row[f]) for f in fields) / float(row[FACTOR_TOTAL])
+
+
+def _region_row(year: int, region: str) -> pd.Series:
+    raw = _factors(year)
+    return raw[(raw["geographic_level"] == "Regional") & (raw["region_name"] == region)].squeeze()
+
+
+@pytest.fixture(scope="module")
+def share_tables() -> dict[int, bi.LaTable]:
+    """Unrounded la_inputs tables (as written by build) of the years the share tests look at."""
+    master = bi.master_fields(SHARED / "dfe")
+    regions = bi.la_regions(bi.read_table(SHARED / "dfe" / bi.LAS))
+    return {year: bi.la_table(master, bi.column_specs(), year, regions) for year in (2022, 2024)}
+
+
+@needs_shared
+def test_factors_file_has_one_category() -> None:
+    raw = pd.read_csv(SHARED / "dfe" / "assessment_factors.csv", dtype=str, keep_default_na=False)
+    assert set(raw["category"]) == {bi.FACTORS_CATEGORY}
+
+
+@needs_shared
+def test_england_share_2024(share_tables: dict[int, bi.LaTable], la_inputs: pd.DataFrame) -> None:
+    england = _factors(2024).query("geographic_level == 'National'").squeeze()
+    expected = _raw_share(england)
+    assert expected == pytest.approx((72410 + 70940) / 506370, abs=1e-9)  # cross-check of the file
+    assert share_tables[2024].values.at[("national", "England"), SHARE] == pytest.approx(expected, abs=1e-9)
+    assert la_inputs.loc[la_inputs["level"] == "national", SHARE].item() == pytest.approx(expected, abs=5e-5)
+
+
+@needs_shared
+def test_region_rows_are_their_published_shares(share_tables: dict[int, bi.LaTable]) -> None:
+    values = share_tables[2024].values
+    regions = sorted(bi.read_table(SHARED / "dfe" / bi.LAS)["region_name"].unique())
+    for region in regions:
+        assert values.at[("regional", region), SHARE] == pytest.approx(_raw_share(_region_row(2024, region)),
+                                                                        abs=1e-12)
+
+
+@pytest.mark.parametrize("year", bi.YEARS)
+def test_share_within_0_1_zero_only_if_published(all_inputs: dict[int, pd.DataFrame], year: int) -> None:
+    frame = all_inputs[year]
+    shares = frame.loc[frame["level"] == "la", SHARE]
+    assert shares.notna().all()
+    assert ((shares >= 0) & (shares <= 1)).all()
+    zeros = frame.loc[(frame["level"] == "la") & (frame[SHARE] == 0), "geography"]
+    if len(zeros) and SHARED.exists():  # a 0 is DfE's published 0 and 0 (never a suppressed value)
+        raw = _factors(year).set_index("new_la_code")
+        for code in zeros:
+            assert raw.loc[code, list(FACTOR_FIELDS)].tolist() == ["0", "0"], (year, code)
+            assert float(raw.loc[code, FACTOR_TOTAL]) > 0
+    assert (frame.loc[frame["level"] != "la", SHARE] > 0).all()
+
+
+@needs_shared
+def test_suppressed_share_takes_region_share(share_tables: dict[int, bi.LaTable], la_inputs: pd.DataFrame) -> None:
+    raw = _factors(2024).set_index("new_la_code")
+    assert raw.loc["E09000001", list(FACTOR_FIELDS)].tolist() == ["c", "c"]  # City of London
+    expected = _raw_share(_region_row(2024, "London"))
+    assert share_tables[2024].values.at[("la", "E09000001"), SHARE] == pytest.approx(expected, abs=1e-12)
+    assert share_tables[2024].imputed.at[("la", "E09000001"), SHARE]
+    row = la_inputs.set_index("geography").loc["E09000001"]
+    assert row[SHARE] == pytest.approx(expected, abs=5e-5)
+    assert SHARE in row["imputed"].split(";")
+
+
+@needs_shared
+def test_suppressed_part_takes_region_share_published_part_kept(share_tables: dict[int, bi.LaTable]) -> None:
+    raw = _factors(2022).set_index("new_la_code")
+    kensington = raw.loc["E09000020"]  # 2021-22: alcohol suppressed, drug published
+    assert kensington["Alcohol_Misuse_parent"] == "c" and kensington["Drug_Misuse_parent"] != "c"
+    expected = (_raw_share(kensington, ("Drug_Misuse_parent",))
+                + _raw_share(_region_row(2022, "London"), ("Alcohol_Misuse_parent",)))
+    assert share_tables[2022].values.at[("la", "E09000020"), SHARE] == pytest.approx(expected, abs=1e-12)
+    assert share_tables[2022].imputed.at[("la", "E09000020"), SHARE]
+
+
+@needs_shared
+def test_unavailable_share_uses_previous_year(share_tables: dict[int, bi.LaTable]) -> None:
+    assert _factors(2024).set_index("new_la_code").loc["E10000014", FACTOR_TOTAL] == "u"  # Hampshire
+    expected = _raw_share(_factors(2023).set_index("new_la_code").loc["E10000014"])
+    assert share_tables[2024].values.at[("la", "E10000014"), SHARE] == pytest.approx(expected, abs=1e-12)
+    assert share_tables[2024].imputed.at[("la", "E10000014"), SHARE]
+
+
+def test_columns_doc_explains_share() -> None:
+    text = (CALIBRATION / "la_inputs_2024.columns.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{SHARE}` |"))
+    assert "counts such episodes twice" in row and "upper bound" in row.lower()
+    assert bi.FACTORS_CATEGORY in row and "Reporting year" in row and "region's share" in row
+
+
+def _synthetic_master() -> bi.MasterFields:
+    """Assessment factors of one year for England, regions A and B, and LAs L1 to L5 (plus L5's
+    previous year); see test_share_column_synthetic for what each LA exercises."""
+    nan = float("nan")
+    rows = {  # (year, level, geography): (episodes, alcohol, drug)
+        (2023, "national", "England"): (1000, 100, 100),
+        (2023, "regional", "A"): (400, 80, 40),
+        (2023, "regional", "B"): (nan, nan, nan),
+        (2023, "la", "L1"): (100, 10, 10),     # published
+        (2023, "la", "L2"): (50, nan, nan),    # both suppressed: region A
+        (2023, "la", "L3"): (100, 5, nan),     # drug suppressed: published alcohol + A's drug share
+        (2023, "la", "L4"): (30, nan, nan),    # region B not published: England
+        (2023, "la", "L5"): (nan, nan, nan),   # unavailable return: its own 2022 share
+        (2023, "la", "L6"): (10, 8, 7),        # more than 1: capped
+        (2022, "national", "England"): (1000, 90, 90),
+        (2022, "la", "L5"): (200, 30, 10),
+    }
+    index = pd.MultiIndex.from_tuples(rows, names=["year", "level", "geography"])
+    keys = [f"{bi.FACTORS}::{f}" for f in (FACTOR_TOTAL, *FACTOR_FIELDS)]
+    values = pd.DataFrame(list(rows.values()), index=index, columns=keys, dtype=float)
+    unavailable = pd.DataFrame(False, index=index, columns=keys)
+    unavailable.loc[(2023, "la", "L5")] = True
+    return bi.MasterFields(values.sort_index(), unavailable.sort_index(), unavailable.sort_index() & False)
+
+
+def test_share_column_synthetic() -> None:
+    spec = next(s for s in bi.column_specs() if s.name == SHARE)
+    master = _synthetic_master()
+    index = master.values.xs(2023, level="year").index
+    regions = pd.Series({"L1": "A", "L2": "A", "L3": "A", "L4": "B", "L5": "B", "L6": "A"})
+    column = bi.share_column(spec, master, 2023, index, regions)
+    got = column.values.droplevel("level")
+    assert column.source_year == 2023
+    assert got["England"] == pytest.approx(0.2)
+    assert got["A"] == pytest.approx(0.3) and pd.isna(got["B"])  # regions are never imputed
+    assert got["L1"] == pytest.approx(0.2)
+    assert got["L2"] == pytest.approx(0.3)                       # region A's share
+    assert got["L3"] == pytest.approx(0.05 + 0.1)                # published alcohol + A's drug share
+    assert got["L4"] == pytest.approx(0.2)                       # England's share
+    assert got["L5"] == pytest.approx(0.2)                       # own 2022 share (30 + 10) / 200
+    assert got["L6"] == 1.0
+    imputed = column.imputed.droplevel("level")
+    assert imputed[["L2", "L3", "L4", "L5"]].all() and not imputed[["L1", "L6", "England", "A"]].any()
+    assert not column.shared.any()
+
+
+def test_share_column_nearest_year() -> None:
+    spec = next(s for s in bi.column_specs() if s.name == SHARE)
+    master = _synthetic_master()
+    index = master.values.xs(2023, level="year").index
+    assert bi.share_column(spec, master, 2030, index).source_year == 2023
+    assert bi.share_column(spec, master, 2010, index).source_year == 2022
+    key = f"{bi.FACTORS}::{FACTOR_TOTAL}"
+    assert bi.nearest_year(master.values, key, 2023) == 2023
+    tie = master.values.rename(index={2023: 2024}, level="year")  # years 2022 and 2024: the earlier
+    assert bi.nearest_year(tie, key, 2023) == 2022
+    # without region map a suppressed LA takes England's share
+    column = bi.share_column(spec, master, 2023, index)
+    assert column.values[("la", "L2")] == pytest.approx(0.2)
+
+
+def test_read_factors_keeps_end_of_assessment_rows(tmp_path: Path) -> None:
+    path = tmp_path / "factors.csv"
+    pd.DataFrame({"category": [bi.FACTORS_CATEGORY, "Factors identified at the start of assessment"],
+                  "value": ["1", "2"]}).to_csv(path, index=False)
+    assert bi.read_factors(path)["value"].tolist() == ["1"]
+    pd.DataFrame({"category": ["other"], "value": ["2"]}).to_csv(path, index=False)
+    with pytest.raises(ValueError):
+        bi.read_factors(path)

@@ -23,6 +23,7 @@ rebuilding reproduces the files byte for byte.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shutil
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ CIN = "children_in_need.csv"
 CPP = "cpp_starts.csv"
 CPP31 = "cpp_31_march_by_duration.csv"
 FACTORS = "assessment_factors.csv"
+# The rows of assessment_factors.csv that are used (its only category in the 2018-2024 extract).
+FACTORS_CATEGORY = "Factors identified at the end of assessment"
 CLA = "cla_starts_ceased_stock.csv"
 STARTS = "cla_starts_by_characteristic.csv"
 STOCK = "cla_31_march_by_characteristic.csv"
@@ -108,7 +111,10 @@ class ColumnSpec:
         (source, field) alternatives tried, in order, when the primary value is missing;
       * ``remainder``: ``total`` minus the sum of ``fields`` (the named categories); when that is
         missing, the sum of the group's remaining categories;
-      * ``ratio``: the sum of the columns in ``fields`` divided by the column ``denominator``;
+      * ``share``: the sum of ``fields`` of ``source`` divided by its field ``total``, capped at 1
+        (NaN if any is missing or ``total`` is 0); not imputed by :class:`Imputer`: a missing LA
+        value is filled by :func:`share_column` (the LA's previous year if its return is unavailable,
+        else its region; ``imputable`` is ignored);
       * ``unavailable``: no source publishes it (always NaN).
 
     Missing LA values are imputed (see :class:`Imputer`) when ``imputable``, scaling national
@@ -325,16 +331,18 @@ def column_specs() -> list[ColumnSpec]:
         ColumnSpec("episodes_with_factors", "episodes",
                    "Assessments (CIN episodes) with at least one factor recorded at the end of assessment",
                    FACTORS, ("Episodes_with_assessment_factor",), denominator="children_0_17"),
-        ColumnSpec("_parental_drug", "episodes", "Assessments with parental drug misuse (helper)",
-                   FACTORS, ("Drug_Misuse_parent",), denominator="episodes_with_factors"),
-        ColumnSpec("_parental_alcohol", "episodes", "Assessments with parental alcohol misuse (helper)",
-                   FACTORS, ("Alcohol_Misuse_parent",), denominator="episodes_with_factors"),
         ColumnSpec("parental_substance_misuse_share", "share (0-1)",
-                   "(Drug_Misuse_parent + Alcohol_Misuse_parent) / Episodes_with_assessment_factor",
-                   FACTORS, ("_parental_drug", "_parental_alcohol"), kind="ratio",
-                   denominator="episodes_with_factors",
-                   note="Upper bound: an assessment recording both parental drug and alcohol misuse is "
-                        "counted twice."),
+                   "Share of assessments (CIN episodes with a factor recorded at the end of assessment) "
+                   "recording parental alcohol misuse or parental drug misuse: (Alcohol_Misuse_parent + "
+                   "Drug_Misuse_parent) / Episodes_with_assessment_factor, capped at 1; the eligibility "
+                   "prevalence of family drug and alcohol courts (FDAC)",
+                   FACTORS, ("Alcohol_Misuse_parent", "Drug_Misuse_parent"), kind="share",
+                   total="Episodes_with_assessment_factor",
+                   note="An upper bound: both factors can be recorded for the same episode, so the sum counts "
+                        "such episodes twice (DfE publishes no count of episodes with either factor). Region "
+                        "and England rows are their own published shares. Published zeros are kept: Isles of "
+                        "Scilly 2023-24 (12 assessments, 0 and 0) and West Sussex 2022-23 (509 assessments, "
+                        "0 and 0, against 6,000 to 8,000 in its other years) have share 0."),
     ]
     names = [s.name for s in specs]
     assert len(names) == len(set(names)), "duplicate column spec"
@@ -428,13 +436,27 @@ def long_from_local_authorities(las: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def read_factors(path: Path) -> pd.DataFrame:
+    """``assessment_factors.csv``, only its rows of category ``FACTORS_CATEGORY``.
+
+    (In the 2018-2024 extract every row has that category; the filter guards against a later file
+    adding others, e.g. factors at the start of assessment, which would double the counts.)
+    """
+    table = read_table(path)
+    kept = table[table["category"] == FACTORS_CATEGORY]
+    if kept.empty:
+        raise ValueError(f"{path}: no rows of category {FACTORS_CATEGORY!r}: {sorted(set(table['category']))}")
+    return kept
+
+
 def load_long(dfe_dir: Path) -> pd.DataFrame:
     """All DfE values as one long table.
 
     ``value`` is numeric (NaN for any marker); ``unavailable`` is True where DfE marks the LA's
     return as not available (``u``, ``x``) rather than suppressed as small.
     """
-    parts = [long_from_wide(read_table(dfe_dir / name), name) for name in (POP, REF, CIN, CPP, CPP31, FACTORS)]
+    parts = [long_from_wide(read_table(dfe_dir / name), name) for name in (POP, REF, CIN, CPP, CPP31)]
+    parts.append(long_from_wide(read_factors(dfe_dir / FACTORS), FACTORS))
     parts.append(long_from_stock(read_table(dfe_dir / CLA)))
     parts += [long_from_characteristic(read_table(dfe_dir / name), name) for name in (STARTS, STOCK, CEASED)]
     parts.append(long_from_local_authorities(read_table(dfe_dir / LAS)))
@@ -696,7 +718,7 @@ def check_fields(specs: list[ColumnSpec], fields: pd.DataFrame) -> None:
     """Fail early if a spec names a field that no DfE table contains."""
     known = set(fields.columns)
     for spec in specs:
-        if spec.kind in ("sum", "remainder"):
+        if spec.kind in ("sum", "remainder", "share"):
             keys = [_key(spec.source, f) for f in spec.fields] + [_key(s, f) for s, f in spec.fallback]
             if spec.total:
                 keys.append(_key(spec.source, spec.total))
@@ -705,25 +727,27 @@ def check_fields(specs: list[ColumnSpec], fields: pd.DataFrame) -> None:
                 raise KeyError(f"{spec.name}: fields not found {missing}")
 
 
+def component_shares(spec: ColumnSpec, fields: pd.DataFrame) -> pd.DataFrame:
+    """Each field of a ``share`` column divided by its ``total`` field, one column per field
+    (NaN where the field or the total is missing, or the total is 0)."""
+    total = fields[_key(spec.source, spec.total)]
+    total = total.where(total > 0)
+    return pd.concat({f: fields[_key(spec.source, f)] / total for f in spec.fields}, axis=1)
+
+
+def capped_share(parts: pd.DataFrame) -> pd.Series:
+    """The row sums of :func:`component_shares`, capped at 1; NaN where any part is missing."""
+    return parts.sum(axis=1).where(parts.notna().all(axis=1)).clip(upper=1.0)
+
+
 def evaluate(spec: ColumnSpec, fields: pd.DataFrame, out: pd.DataFrame, flags: pd.DataFrame,
              imputer: Imputer | None) -> tuple[pd.Series, pd.Series]:
     """Compute one column; returns (values, imputed-flag) aligned with ``fields``."""
     no_flags = pd.Series(False, index=fields.index)
     if spec.kind == "unavailable":
         return pd.Series(np.nan, index=fields.index), no_flags
-    if spec.kind == "ratio":
-        numerator = out[list(spec.fields)].sum(axis=1, min_count=len(spec.fields))
-        denominator = out[spec.denominator].where(out[spec.denominator] > 0)
-        flagged = flags[[*spec.fields, spec.denominator]].any(axis=1)
-        ratio = numerator / denominator
-        if imputer is not None and spec.imputable:
-            # An LA whose denominator is 0 (e.g. Isles of Scilly, no assessments with factors in
-            # 2018-19) takes the national ratio, like a missing percentage.
-            undefined = (fields.index.get_level_values("level") == "la") & ratio.isna().to_numpy()
-            national = _per_row(_national_by_year(ratio.to_frame("r"), "r"), fields.index)
-            ratio = ratio.where(~undefined, national)
-            flagged = flagged | (undefined & ratio.notna())
-        return ratio, flagged & ratio.notna()
+    if spec.kind == "share":
+        return capped_share(component_shares(spec, fields)), no_flags  # imputed by share_column
 
     keys = [_key(spec.source, f) for f in spec.fields]
     if spec.kind == "remainder":
@@ -808,12 +832,14 @@ def has_cla_data(fields: pd.DataFrame, year: int) -> bool:
 
 
 def spec_keys(spec: ColumnSpec, columns: pd.Index) -> list[str]:
-    """The field keys a ``sum`` or ``remainder`` column is computed from."""
+    """The field keys a ``sum``, ``remainder`` or ``share`` column is computed from."""
     if spec.kind == "sum":
         return [_key(spec.source, f) for f in spec.fields] + [_key(s, f) for s, f in spec.fallback]
     if spec.kind == "remainder":
         return ([_key(spec.source, f) for f in spec.fields] + [_key(spec.source, spec.total)]
                 + remainder_keys(spec, columns))
+    if spec.kind == "share":
+        return [_key(spec.source, f) for f in (*spec.fields, spec.total)]
     return []
 
 
@@ -821,11 +847,8 @@ def shared_flags(specs: list[ColumnSpec], derived: pd.DataFrame) -> pd.DataFrame
     """True where a column rests on a field shared out from a predecessor LA."""
     out = pd.DataFrame(index=derived.index)
     for spec in specs:
-        if spec.kind == "ratio":
-            out[spec.name] = out[[*spec.fields, spec.denominator]].any(axis=1)
-        else:
-            keys = [k for k in spec_keys(spec, derived.columns) if k in derived.columns]
-            out[spec.name] = derived[keys].any(axis=1) if keys else False
+        keys = [k for k in spec_keys(spec, derived.columns) if k in derived.columns]
+        out[spec.name] = derived[keys].any(axis=1) if keys else False
     return out
 
 
@@ -835,7 +858,8 @@ class LaTable:
 
     ``imputed``: the LA value was missing and imputed; ``shared``: it is a predecessor LA's figure
     shared out (and not imputed); ``derived``: a CLA value derived from ``CLA_BASE_YEAR``;
-    ``ratios``: for derived years, measure -> (ratio, how it was obtained).
+    ``ratios``: for derived years, measure -> (ratio, how it was obtained); ``source_years``: for
+    ``share`` columns, the DfE reporting year used (``year`` unless the table lacks it).
     """
 
     year: int
@@ -844,12 +868,79 @@ class LaTable:
     shared: pd.DataFrame
     derived: pd.DataFrame
     ratios: dict[str, tuple[float, str]]
+    source_years: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def la_table(master: MasterFields, specs: list[ColumnSpec], year: int) -> LaTable:
+def nearest_year(fields: pd.DataFrame, key: str, year: int) -> int:
+    """The reporting year nearest ``year`` in which England's ``key`` is published (the earlier of
+    two equally near ones)."""
+    national = _national_by_year(fields, key).dropna()
+    if national.empty:
+        raise ValueError(f"no national value of {key} in any year")
+    return min((int(y) for y in national.index), key=lambda y: (abs(y - year), y))
+
+
+@dataclass
+class ShareColumn:
+    """A ``share`` column of one year (index ``level, geography``), see :func:`share_column`."""
+
+    values: pd.Series
+    imputed: pd.Series
+    shared: pd.Series
+    source_year: int
+
+
+def share_column(spec: ColumnSpec, master: MasterFields, year: int, index: pd.MultiIndex,
+                 regions: pd.Series | None = None) -> ShareColumn:
+    """A ``share`` column for the rows ``index`` (``level, geography``) of ``year``.
+
+    Uses DfE's reporting year ``year`` or, if the table lacks it, the nearest year it has. National
+    and regional rows are their own published shares (left empty if not published). On an LA row,
+    each field whose share is missing (suppressed, unavailable, or a total of 0 or missing) is filled:
+
+    1. if DfE marks the LA's return unavailable (``u``/``x``, in the field or the total), with the
+       LA's own share of the previous year, when published (rule 1 of :class:`Imputer`);
+    2. otherwise with the share of the LA's region in ``regions`` (LA code -> region name; England's
+       if the region's is missing or ``regions`` is None).
+
+    So an LA whose fields are all suppressed gets its region's share. Filled rows are flagged
+    ``imputed``; ``shared`` flags rows resting on a predecessor LA's figures.
+    """
+    source_year = nearest_year(master.values, _key(spec.source, spec.total), year)
+    keys = spec_keys(spec, master.values.columns)
+    parts = component_shares(spec, master.values.xs(source_year, level="year").reindex(index))
+    level = index.get_level_values("level")
+    missing = parts.isna() & np.repeat(np.asarray(level == "la")[:, None], parts.shape[1], axis=1)
+
+    years = master.values.index.get_level_values("year")
+    previous = (component_shares(spec, master.values.xs(source_year - 1, level="year").reindex(index))
+                if (years == source_year - 1).any() else parts * np.nan)
+    marks = master.unavailable.xs(source_year, level="year").reindex(index)
+    total_mark = marks[_key(spec.source, spec.total)].fillna(False).astype(bool).to_numpy()
+    for f in spec.fields:
+        marked = marks[_key(spec.source, f)].fillna(False).astype(bool).to_numpy() | total_mark
+        parts[f] = parts[f].where(~(missing[f].to_numpy() & marked), previous[f])
+
+    national = parts[level == "national"]
+    national = national.iloc[0] if len(national) else pd.Series(np.nan, index=parts.columns)
+    regional = parts[level == "regional"].droplevel("level")
+    region_of = (regions.reindex(index.get_level_values("geography")) if regions is not None
+                 else pd.Series(np.nan, index=index.get_level_values("geography")))
+    fallback = regional.reindex(region_of.to_numpy()).set_axis(index).fillna(national)
+    values = capped_share(parts.where(~(missing & parts.isna()), fallback))
+    imputed = missing.any(axis=1) & values.notna()
+    derived = master.derived.xs(source_year, level="year").reindex(index)[keys].fillna(False).astype(bool)
+    shared = derived.any(axis=1) & ~imputed & values.notna()
+    return ShareColumn(values, imputed, shared, source_year)
+
+
+def la_table(master: MasterFields, specs: list[ColumnSpec], year: int,
+             regions: pd.Series | None = None) -> LaTable:
     """All columns of ``year`` on the 2024 geography, missing LA values imputed.
 
     In a year without DfE CLA tables the CLA columns are left empty (see :func:`derive_cla`).
+    ``share`` columns come from :func:`share_column`, missing LA values taking the share of their
+    region in ``regions`` (LA code -> region name; without it, England's).
     """
     used = specs if has_cla_data(master.values, year) else [s for s in specs if not is_cla(s)]
     imputer = Imputer.for_year(master.values, master.unavailable, year)
@@ -861,7 +952,13 @@ def la_table(master: MasterFields, specs: list[ColumnSpec], year: int) -> LaTabl
     imputed = imputed.reindex(columns=names, fill_value=False).astype(bool).droplevel("year")
     shared = shared.reindex(columns=names, fill_value=False).astype(bool).droplevel("year")
     derived_flags = pd.DataFrame(False, index=values.index, columns=names)
-    return LaTable(year, values, imputed, shared, derived_flags, {})
+    source_years = {}
+    for spec in used:
+        if spec.kind == "share":
+            column = share_column(spec, master, year, values.index, regions)
+            values[spec.name], imputed[spec.name], shared[spec.name] = column.values, column.imputed, column.shared
+            source_years[spec.name] = column.source_year
+    return LaTable(year, values, imputed, shared, derived_flags, {}, source_years)
 
 
 def england_published(published: pd.DataFrame) -> pd.DataFrame:
@@ -897,14 +994,15 @@ def derive_cla(table: LaTable, base: LaTable, published: pd.DataFrame) -> LaTabl
     for column in [c for c in values.columns if c in CLA_COLUMNS]:
         values[column] = base_values[column] * ratios[cla_measure(column)][0]
         derived[column] = values[column].notna()
-    return LaTable(table.year, values, table.imputed, table.shared, derived, ratios)
+    return LaTable(table.year, values, table.imputed, table.shared, derived, ratios, table.source_years)
 
 
 def la_tables(master: MasterFields, specs: list[ColumnSpec], published: pd.DataFrame,
-              years: tuple[int, ...] = YEARS) -> dict[int, LaTable]:
-    """The tables of ``years``, CLA columns derived from CLA_BASE_YEAR where the year has none."""
-    tables = {year: la_table(master, specs, year) for year in years}
-    base = tables.get(CLA_BASE_YEAR) or la_table(master, specs, CLA_BASE_YEAR)
+              years: tuple[int, ...] = YEARS, regions: pd.Series | None = None) -> dict[int, LaTable]:
+    """The tables of ``years``, CLA columns derived from CLA_BASE_YEAR where the year has none
+    (``regions``: see :func:`la_table`)."""
+    tables = {year: la_table(master, specs, year, regions) for year in years}
+    base = tables.get(CLA_BASE_YEAR) or la_table(master, specs, CLA_BASE_YEAR, regions)
     if not has_cla_data(master.values, CLA_BASE_YEAR):
         raise ValueError(f"no DfE CLA figures for {CLA_BASE_YEAR}")
     for year in years:
@@ -940,7 +1038,12 @@ def build_la_inputs(fields: pd.DataFrame, unavailable: pd.DataFrame, las: pd.Dat
                     specs: list[ColumnSpec], year: int = YEAR) -> pd.DataFrame:
     """One row per geography for ``year`` (a year with DfE CLA tables), missing LA values imputed."""
     master = to_master_geography(fields, unavailable, children_2024(fields))
-    return la_inputs_frame(la_table(master, specs, year), las)
+    return la_inputs_frame(la_table(master, specs, year, la_regions(las)), las)
+
+
+def la_regions(las: pd.DataFrame) -> pd.Series:
+    """Region name of each LA of ``local_authorities.csv``, by ONS code (London not split)."""
+    return las.set_index("la_code")["region_name"]
 
 
 def children_2024(fields: pd.DataFrame) -> pd.Series:
@@ -1244,6 +1347,8 @@ LA code changes and looked-after figures derived for 2019 and 2020.
      minus its published categories. (At LA level DfE's categories add up exactly to the total; without
      this step the small-number cells, `c` = 1 to 5, get national-share values that can far exceed 5
      in a large LA: summed over LAs, `ceased_other` came out 19% above England.)
+- Exception: `parental_substance_misuse_share` (a share, not a count) uses rule 1 and then, instead
+  of rules 2-3, the share of the LA's region (England's if the region's is missing): see its row.
 - Imputation is per category, so the published part of a grouped column is kept (e.g.
   `cla_at31_residential` = published children's homes + imputed residential schools). A category
   suppressed even nationally (only `Sentenced to youth rehabilitation order` among CLA starts) gets
@@ -1331,8 +1436,9 @@ def source_text(spec: ColumnSpec) -> str:
     """Human-readable source of a spec for the columns doc."""
     if spec.kind == "unavailable":
         return "none"
-    if spec.kind == "ratio":
-        return f"dfe/{FACTORS} (Drug_Misuse_parent, Alcohol_Misuse_parent, Episodes_with_assessment_factor)"
+    if spec.kind == "share":
+        return (f"dfe/{spec.source} (({' + '.join(spec.fields)}) / {spec.total}; rows of category "
+                f"`{FACTORS_CATEGORY}`, the file's only one)")
     if spec.kind == "remainder":
         group, total = spec.total.split(" / ")
         named = _field_list(spec.fields, "; ").split(": ", 1)[1]
@@ -1347,8 +1453,14 @@ def imputation_text(spec: ColumnSpec) -> str:
     """How a missing LA value of this column is imputed (after rule 1 for unavailable returns)."""
     if not spec.imputable:
         return "Not imputed."
-    if spec.kind == "ratio":
-        return "Imputed when a component is."
+    if spec.kind == "share":
+        fields = ", ".join(f"`{f}`" for f in spec.fields)
+        return (f"Imputation (LA rows), per part ({fields}): a part whose count or `{spec.total}` is "
+                f"missing (or the latter 0) takes (1) the LA's own previous-year share of that part if DfE "
+                f"marks the return unavailable (`u`, `x`) and that share is published (rule 1), else (2) its "
+                f"region's share (region count / region `{spec.total}`; England's if the region's is "
+                f"missing), not rules 2-3. An LA with both parts suppressed thus gets its region's share; a "
+                f"published part is kept.")
     if spec.denominator is None:
         return "Imputation: national value."
     if spec.denominator == "children_0_17":
@@ -1445,6 +1557,19 @@ def other_years_doc(frames: dict[int, pd.DataFrame], tables: dict[int, LaTable])
     return "\n".join(lines) + "\n"
 
 
+def source_year_text(tables: dict[int, LaTable], spec: ColumnSpec) -> str:
+    """Which DfE reporting year each la_inputs file takes a ``share`` column from."""
+    used = {year: table.source_years.get(spec.name, year) for year, table in sorted(tables.items())}
+    moved = {year: source for year, source in used.items() if source != year}
+    years = f"{min(used)} to {max(used)}"
+    if not moved:
+        return (f"Reporting year: `la_inputs_<Y>` uses `time_period` Y of dfe/{spec.source} for every Y = "
+                f"{years} (all published there).")
+    substituted = "; ".join(f"`la_inputs_{y}` uses {s}" for y, s in moved.items())
+    return (f"Reporting year: `la_inputs_<Y>` uses `time_period` Y of dfe/{spec.source}, except where the "
+            f"file lacks Y, which takes the nearest published year (the earlier of two): {substituted}.")
+
+
 def build_columns_doc(frames: dict[int, pd.DataFrame], tables: dict[int, LaTable],
                       specs: list[ColumnSpec]) -> str:
     """Markdown documentation of every la_inputs column (2024 counts of imputed LA cells), then
@@ -1460,7 +1585,8 @@ def build_columns_doc(frames: dict[int, pd.DataFrame], tables: dict[int, LaTable
         else:
             spec = by_name[column]
             meaning, unit, source = spec.description, spec.unit, source_text(spec)
-            notes = " ".join(filter(None, [spec.note, imputation_text(spec)]))
+            year_text = source_year_text(tables, spec) if spec.kind == "share" else ""
+            notes = " ".join(filter(None, [spec.note, year_text, imputation_text(spec)]))
             count = str(int(imputed_lists.map(lambda names, c=column: c in names).sum()))
         cells = [f"`{column}`", meaning, unit, source, notes, count]
         lines.append("| " + " | ".join(_escape(c) for c in cells) + " |")
@@ -1494,7 +1620,7 @@ def build(shared: Path, out: Path) -> dict[str, int]:
     las = read_table(dfe_dir / LAS)
     published = read_table(shared / "published_figures.csv")
     master = to_master_geography(fields, field_table(long, "unavailable"), children_2024(fields))
-    tables = la_tables(master, specs, published)
+    tables = la_tables(master, specs, published, regions=la_regions(las))
     counts = {}
     frames = {}
     for year in YEARS:

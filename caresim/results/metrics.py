@@ -19,6 +19,7 @@ Families of metrics (`looked_after.<placement>`, `looked_after.<legal_status>`,
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -241,9 +242,31 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
     MetricInfo("cost.court", "cost", "GBP",
                "Cost in the year of care proceedings at the unit costs set in the scenario, "
                "at the scenario's price base."),
+    MetricInfo("cost.intervention.<name>", "cost", "GBP",
+               "Spending in the year on intervention <name> (a scenario's `interventions` "
+               "key): its unit cost per child or family served, at the scenario's price base."),
+    MetricInfo("cost.intervention", "cost", "GBP",
+               "Spending in the year on all interventions, at the scenario's price base."),
     MetricInfo("cost.total", "cost", "GBP",
-               "Sum of all cost components in the year, at the scenario's price base."),
+               "Sum of all cost components in the year (placements, court, interventions), "
+               "at the scenario's price base."),
+    # ---- interventions (one set per `interventions` key of the scenario) ----
+    MetricInfo("intervention.<name>.eligible", "flow", _C,
+               "Children reaching the intervention's stage in the year in an LA offering it "
+               "who are eligible (age, care status, family characteristic; in a virtual "
+               "trial, those randomised to it)."),
+    MetricInfo("intervention.<name>.started", "flow", _C,
+               "Children for whom the intervention started in the year (took it up and, "
+               "where places are limited, got one)."),
+    MetricInfo("intervention.<name>.families", "flow", "families",
+               "Families (siblings together) for whom the intervention started in the year."),
+    MetricInfo("intervention.<name>.missed", "flow", _C,
+               "Children who took the intervention up in the year but found no place within "
+               "the longest wait (or left the stage while waiting)."),
 )
+
+#: metrics named after a scenario's interventions: `<name>` stands for the key
+_NAMED = re.compile(r"^(cost\.intervention|intervention)\.([a-z0-9_]+)(\.(eligible|started|families|missed))?$")
 
 
 def _expand(entries: tuple[MetricInfo | MetricFamily, ...]) -> dict[str, MetricInfo]:
@@ -284,6 +307,11 @@ def metric_info(name: str) -> MetricInfo:
         return METRICS[name]
     if name in FAMILIES:
         return FAMILIES[name].template_info()
+    m = _NAMED.match(name)
+    if m and (m.group(1) == "cost.intervention") == (m.group(3) is None):
+        template = METRICS[f"{m.group(1)}.<name>{m.group(3) or ''}"]
+        return MetricInfo(name, template.kind, template.unit,
+                          template.definition.replace("<name>", m.group(2)))
     close = difflib.get_close_matches(name, [*METRICS, *FAMILIES], n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise CaresimError(
