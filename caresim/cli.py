@@ -103,6 +103,50 @@ def compare(
     out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
 
 
+@app.command()
+def trial(
+    trial_file: Path = typer.Argument(..., metavar="TRIAL.yaml", help="virtual trial file (e.g. scenarios/trials/fgc_pre_proceedings_trial.yaml)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default outputs/<trial>/<timestamp>)"),
+    replications: Optional[int] = typer.Option(None, "--replications", "-n", min=1, help="re-runs of the trial (default: the file's)"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="root seed (default: the file's)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="fraction of children simulated, in (0, 1] (default: the file's)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="worker processes"),
+    force: bool = typer.Option(False, "--force", help="replace a non-empty output folder"),
+) -> None:
+    """Re-create a published trial in the model: writes trial.csv (simulated arms beside the published figures)."""
+    from caresim.analysis.trial import run_trial
+    from caresim.scenario.loader import load_document
+    from caresim.scenario.model import TrialSpec
+
+    try:
+        spec = load_document(trial_file, TrialSpec)
+        reps = replications or spec.run.replications
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=False,
+                      disable=not err.is_terminal and not _force_progress()) as progress:
+            task = progress.add_task(f"{spec.name}: replications", total=reps)
+            outcome = run_trial(trial_file, out=out_dir, replications=replications, seed=seed,
+                                scale=scale, jobs=jobs, force=force,
+                                on_done=lambda _r: progress.advance(task))
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    t = outcome.table
+    table = Table(title=f"{spec.name}: simulated ({outcome.manifest['replications']} re-runs of "
+                        "the trial) against published")
+    for col in ("outcome", "arm", "simulated", "5-95% of re-runs", "published", "check"):
+        table.add_column(col, justify="left" if col in ("outcome", "arm") else "right")
+    for r in t.itertuples():
+        days = r.outcome.startswith("days")
+        fmt = (lambda v: f"{v:+.1f}" if r.arm == "difference" else f"{v:.1f}") if days else \
+              (lambda v: f"{100 * v:+.1f} pts" if r.arm == "difference" else f"{100 * v:.1f}%")
+        pub = "" if r.published != r.published else fmt(r.published)
+        table.add_row(r.outcome, r.arm, fmt(r.simulated),
+                      f"{fmt(r.simulated_p05)} to {fmt(r.simulated_p95)}", pub, r.check)
+    out.print(table)
+    out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+
+
 def _print_difference(outcome, metric: str) -> None:
     d = outcome.difference
     d = d[(d["metric"] == metric) & (d["geography"] == "England")].sort_values("year")

@@ -171,8 +171,8 @@ def run_trial(trial_path: Path, out: Path | None = None, replications: int | Non
               output_root: Path = Path("outputs")) -> TrialOutcome:
     """Run a virtual trial file and write trial.csv, trial_replications.csv, manifest.json."""
     trial_path = Path(trial_path)
-    spec = load_document(trial_path, TrialSpec)
-    loaded = load_scenario(trial_path.parent / spec.scenario)
+    spec = load_document(trial_path, TrialSpec, file_keys=("scenario",))
+    loaded = load_scenario(spec.scenario)
     sc = trial_scenario(spec, loaded)
     reps = replications or spec.run.replications
     seed = spec.run.seed if seed is None else seed

@@ -154,11 +154,16 @@ def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
     )
 
 
-def load_document(path: str | os.PathLike[str], model: type[pydantic.BaseModel]):
+def load_document(path: str | os.PathLike[str], model: type[pydantic.BaseModel],
+                  file_keys: tuple[str, ...] = ()):
     """Read and validate another kind of YAML document (e.g. a virtual trial) against
-    `model`, with `extends:` and the same file:line:col errors as scenarios."""
+    `model`, with `extends:` and the same file:line:col errors as scenarios. Top-level
+    `file_keys` hold paths relative to the file that set them; they are made absolute."""
     top = Path(path)
     data, origins, _chain = _load_chain(top, ())
+    for key in file_keys:
+        if isinstance(data.get(key), str) and (key,) in origins:
+            data[key] = str(_absolute(origins[(key,)].file.parent / data[key]))
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:

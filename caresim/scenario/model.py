@@ -648,7 +648,7 @@ class TrialSpec(Strict):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
-    scenario: str = Field(description="scenario file (relative to this file) with the intervention")
+    scenario: str = Field(description="scenario file (relative to the file that names it) with the intervention")
     intervention: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
     las: list[LaCode] = Field(min_length=1)
     las_note: Provenance | None = Field(None, description="how the trial's LAs were chosen")
