@@ -791,7 +791,7 @@ class Simulation:
         order = np.lexsort(key[::-1])
         ii, tt, key = ii[order], tt[order], key[:, order]
         cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
-        now, later, missed = [], [], []
+        now, missed = [], []
         for grp, t0 in zip(np.split(ii, cut), tt[np.concatenate([[0], cut])].tolist()):
             heap = self._places[j][int(k.la[grp[0]])]
             if heap and heap[0] <= t0:  # a place is free: served at once
@@ -799,7 +799,6 @@ class Simulation:
                 now.append(grp)
             elif heap and iv.wait and heap[0] <= t0 + iv.max_wait_days:
                 s0 = heapq.heapreplace(heap, heap[0] + iv.service_days)  # first place free
-                later.append(grp)
                 self._at(s0, self._serve_waiting, j, grp, k.nev[grp].copy())
             else:
                 missed.append(grp)
