@@ -174,11 +174,10 @@ class Simulation:
         self.simpy_events = 0
         self._setup_court()
         self._setup_placements()
-        # service places: per intervention and LA, a heap of the times each place is next
+        # service places: per intervention and area, a heap of the times each place is next
         # free (a multi-server queue whose customers wait at most max_wait_days)
         self._places = [
-            None if iv.places is None else
-            [[-np.inf] * int(np.floor(p + 1e-9)) for p in iv.places]
+            None if iv.places is None else [[-np.inf] * int(p) for p in iv.places]
             for iv in self.ivs]
         self.cost_per_day = np.array(
             [scenario.placements.supply[p].weekly_cost.value / 7.0
@@ -793,7 +792,7 @@ class Simulation:
         cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
         now, missed = [], []
         for grp, t0 in zip(np.split(ii, cut), tt[np.concatenate([[0], cut])].tolist()):
-            heap = self._places[j][int(k.la[grp[0]])]
+            heap = self._places[j][int(iv.place_area[k.la[grp[0]]])]
             if heap and heap[0] <= t0:  # a place is free: served at once
                 heapq.heapreplace(heap, t0 + iv.service_days)
                 now.append(grp)

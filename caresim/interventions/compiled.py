@@ -4,7 +4,7 @@ Compiling resolves everything that does not change during a run: the day each si
 LA starts offering the intervention (its rollout wave) and stops (`rollout.end`), the
 eligibility prevalence per LA, the hazard ratios drawn for this replication, which exits
 of which pathway rules they act on, the unit cost at the scenario's price base, and the
-service places per LA.
+service places per area (LA, region or England).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class CompiledIntervention:
     shares: np.ndarray  # share of the log ratio in force from each break
     unit_cost: float  # GBP at the scenario's price base, per child or family served
     cost_per_family: bool
-    places: np.ndarray | None  # (n_la,) places (at the simulated scale), None: unlimited
+    places: np.ndarray | None  # (n_areas,) whole places at the simulated scale; None: unlimited
+    place_area: np.ndarray | None  # (n_la,) area index of each LA
     service_days: float
     wait: bool
     max_wait_days: float
@@ -142,10 +143,15 @@ def compile_interventions(scenario: Scenario, las: LocalAuthorities, pathway: Pa
             if c.basis == "per_year":
                 unit_cost *= c.service_days / DAYS_PER_YEAR
             per_family = c.per == "family"
-        places = None
+        places, area = None, None
         cap = iv.capacity
         if cap is not None:
-            places = cap.places * scale * referrals / nat_referrals
+            if cap.geography == "la":
+                area = np.arange(las.n, dtype=np.int32)
+            else:
+                area, _names = las.area_of(cap.geography)
+            share = np.bincount(area, weights=referrals / nat_referrals)
+            places = np.round(cap.places * scale * share)
         out.append(CompiledIntervention(
             name=name, stage=STATE_INDEX[iv.stage], family=iv.unit == "family",
             start=start, end=end,
@@ -154,7 +160,7 @@ def compile_interventions(scenario: Scenario, las: LocalAuthorities, pathway: Pa
             characteristic=ch.name if ch else None, prevalence=prevalence,
             uptake=iv.uptake.value, ratios=_ratios(iv, drawn, pathway), hazard_ratios=drawn,
             breaks=breaks, shares=shares, unit_cost=unit_cost, cost_per_family=per_family,
-            places=places, service_days=cap.service_days if cap else 0.0,
+            places=places, place_area=area, service_days=cap.service_days if cap else 0.0,
             wait=bool(cap and cap.when_full == "wait"),
             max_wait_days=cap.max_wait_days if cap else 0.0,
         ))

@@ -491,14 +491,18 @@ class InterventionCost(Provenance):
 
 class ServiceCapacity(Provenance):
     """A service with finite places (e.g. FGC coordinators): `places` families served at
-    once nationally when every LA offers it, shared across LAs by their referrals; a family
-    holds a place for `service_days`. When an LA's places are full a family `wait`s (up to
-    `max_wait_days`, then misses out; its effect starts when served) or `miss`es out."""
+    once nationally when every LA offers it, shared across areas (`geography`) by their
+    referrals; a family holds a place for `service_days`. When its area's places are full a
+    family `wait`s (up to `max_wait_days`, then misses out; its effect starts when served)
+    or `miss`es out. Regional pools (the default) keep whole places at small `--scale`."""
 
     places: NonNegativeFloat
     service_days: PositiveFloat
     when_full: Literal["wait", "miss"] = "miss"
     max_wait_days: NonNegativeFloat = 0.0
+    geography: Literal["la", "region", "national"] = Field(
+        "region", description="pool places per LA, per region or nationally"
+    )
 
 
 class Wave(Strict):
