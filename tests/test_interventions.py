@@ -238,3 +238,18 @@ def test_rollout_names_unknown_regions(tiny, la_inputs):
     iv = fgc_like(rollout={"waves": [{"start": "2024-04-01", "regions": ["Atlantis"]}]})
     with pytest.raises(CaresimError, match="Atlantis"):
         Simulation(with_interventions(tiny, {"fgc": iv}), la_inputs, seed=1, replication=0, scale=0.1)
+
+
+def test_effects_drawn_per_replication_or_central(tiny, la_inputs):
+    iv = fgc_like(effects=[{"transitions": ["pre_proceedings->proceedings"], "central": 0.5,
+                            "interval": [0.3, 0.9]}])
+    sc = with_interventions(tiny, {"fgc": iv})
+
+    def ratio(rep, draw=True):
+        return Simulation(sc, la_inputs, seed=9, replication=rep, scale=0.05,
+                          draw_effects=draw).ivs[0].hazard_ratios[0]
+
+    drawn = [ratio(r) for r in range(6)]
+    assert len(set(drawn)) == 6 and all(0.05 < v < 5 for v in drawn)
+    assert ratio(0) == drawn[0]  # the same replication draws the same ratio
+    assert ratio(3, draw=False) == 0.5

@@ -247,6 +247,7 @@ def run_compare(
     crn: bool = True,
     on_done: Callable[[ReplicationResult], None] | None = None,
     output_root: Path = Path("outputs"),
+    central_effects: bool = False,
 ) -> CompareOutcome:
     """Run scenarios A and B with common random numbers and write the paired comparison.
 
@@ -254,7 +255,9 @@ def run_compare(
     default to scenario A's `run:` settings and apply to both. `on_done` is called after
     each replication of either scenario (2 x replications calls). Raises `CaresimError`
     if the scenarios differ in start, years or simulated LAs, or for bad options; nothing
-    is written to the final folder unless everything succeeds."""
+    is written to the final folder unless everything succeeds. With `central_effects`,
+    interventions' hazard ratios take their central values instead of one draw from their
+    intervals per replication (isolates stochastic from effect-size uncertainty)."""
     check_comparable(loaded_a, loaded_b)
     reps, seed, scale = resolve_settings(loaded_a, replications, seed, scale)
     seed_b = seed if crn else seed + NO_CRN_SEED_OFFSET
@@ -276,7 +279,8 @@ def run_compare(
     name = f"compare_{sc_a.name}_vs_{loaded_b.scenario.name}"
     with OutputFolder(out, name, force=force, root=output_root) as folder:
         t0 = time.perf_counter()
-        runs = _run_both(prep_a, prep_b, seed, seed_b, reps, scale, jobs, on_done)
+        runs = _run_both(prep_a, prep_b, seed, seed_b, reps, scale, jobs, on_done,
+                         options={"draw_effects": not central_effects})
         wall = time.perf_counter() - t0
         run_a, run_b = runs
         ext_a = pd.concat([run_a.records, derived_records(run_a.records, rate, first_year)],
@@ -312,6 +316,9 @@ def run_compare(
                       "price_base": loaded_b.scenario.costs.price_base},
             },
             "crn": crn,
+            "effects": ("central values of every intervention's hazard ratios" if central_effects
+                        else "each replication draws every intervention's hazard ratios from "
+                             "their intervals"),
             "crn_note": ("common random numbers: A and B share the root seed and replication "
                          "numbers" if crn else
                          f"no common random numbers: B's root seed is A's + {NO_CRN_SEED_OFFSET}"),
@@ -351,14 +358,17 @@ def run_compare(
 def _run_both(prep_a: PreparedScenario, prep_b: PreparedScenario, seed_a: int, seed_b: int,
               reps: int, scale: float, jobs: int,
               on_done: Callable[[ReplicationResult], None] | None,
+              options: dict | None = None,
               ) -> tuple[ScenarioRecords, ScenarioRecords]:
     """Run A then B; with jobs > 1 both share one worker pool (started once)."""
     if jobs <= 1:
-        return (run_records(prep_a, seed_a, reps, scale, on_done=on_done),
-                run_records(prep_b, seed_b, reps, scale, on_done=on_done))
+        return (run_records(prep_a, seed_a, reps, scale, on_done=on_done, options=options),
+                run_records(prep_b, seed_b, reps, scale, on_done=on_done, options=options))
     ex = ProcessPoolExecutor(max_workers=min(jobs, reps), mp_context=mp.get_context("forkserver"))
     try:
-        return (run_records(prep_a, seed_a, reps, scale, on_done=on_done, executor=ex),
-                run_records(prep_b, seed_b, reps, scale, on_done=on_done, executor=ex))
+        return (run_records(prep_a, seed_a, reps, scale, on_done=on_done, executor=ex,
+                            options=options),
+                run_records(prep_b, seed_b, reps, scale, on_done=on_done, executor=ex,
+                            options=options))
     finally:
         ex.shutdown(cancel_futures=True)

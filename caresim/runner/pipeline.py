@@ -154,16 +154,17 @@ def run_records(
     on_done: Callable[[ReplicationResult], None] | None = None,
     parameter_uncertainty: bool = False,
     executor: Executor | None = None,
+    options: dict | None = None,
 ) -> ScenarioRecords:
     """Run replications 0..replications-1 of a prepared scenario from root `seed` at
     `scale` (fraction of children simulated) and return their LA + region + England
-    records. Writes nothing."""
+    records. Writes nothing. `options` go to every `Simulation` (e.g. draw_effects)."""
     sc = prepared.loaded.scenario
     t0 = time.perf_counter()
     per_rep = parameter_draws(prepared.loaded, replications) if parameter_uncertainty else None
     results = run_replications(sc, prepared.la_inputs, seed, replications, scale, jobs=jobs,
                                executor=executor, on_done=on_done, history=prepared.history,
-                               scenarios=per_rep)
+                               scenarios=per_rep, options=options)
     wall = time.perf_counter() - t0
     records = pd.concat([r.records for r in results], ignore_index=True)
     full = add_ratios(add_geographies(records, prepared.las.regions))
