@@ -176,6 +176,7 @@ class Simulation:
         self._setup_placements()
         # service places: per intervention and area, a heap of the times each place is next
         # free (a multi-server queue whose customers wait at most max_wait_days)
+        self._waits: list[tuple[int, np.ndarray, float, list]] = []
         self._places = [
             None if iv.places is None else [[-np.inf] * int(p) for p in iv.places]
             for iv in self.ivs]
@@ -550,6 +551,8 @@ class Simulation:
         nxt = ~(term | aged | to_proc)
         if nxt.any():
             self._next(idx[nxt], t[nxt])
+        if self._waits:
+            self._settle_waits()
 
     def _start_care(self, idx: np.ndarray, t: np.ndarray, legal: np.ndarray) -> None:
         k = self.kids
@@ -798,7 +801,7 @@ class Simulation:
                 now.append(grp)
             elif heap and iv.wait and heap[0] <= t0 + iv.max_wait_days:
                 s0 = heapq.heapreplace(heap, heap[0] + iv.service_days)  # first place free
-                self._at(s0, self._serve_waiting, j, grp, k.nev[grp].copy())
+                self._waits.append((j, grp, s0, heap))  # settled once the stay is drawn
             else:
                 missed.append(grp)
         if now:
@@ -814,29 +817,48 @@ class Simulation:
         getattr(k, f"iv_onset_{j}")[idx] = t
         la = k.la[idx]
         self.rec.flow(f"intervention.{iv.name}.started", t, la)
-        first = ~pd.Series(k.fam[idx]).duplicated().to_numpy()  # one child per family
+        first = np.zeros(idx.size, bool)  # one child per family
+        first[np.unique(k.fam[idx], return_index=True)[1]] = True
         self.rec.flow(f"intervention.{iv.name}.families", t[first], la[first])
         if iv.unit_cost > 0:
             n_units = first if iv.cost_per_family else np.ones(idx.size, bool)
             self.rec.flow_value(f"cost.intervention.{iv.name}", t[n_units], la[n_units],
                                 np.full(int(n_units.sum()), iv.unit_cost))
 
-    def _serve_waiting(self, j: int, grp: np.ndarray, nev: np.ndarray) -> None:
-        """A waiting family's place comes free (on the SimPy clock): children still in the
-        stay they asked from start the intervention, and the rest of their stay is drawn
-        again with its effect. The place was booked for them: if they have moved on it is
-        not used (counted as missed)."""
-        k, iv, now = self.kids, self.ivs[j], self.env.now
-        live = grp[(k.nev[grp] == nev) & (k.state[grp] == iv.stage) & ~k.done[grp]]
-        if live.size < grp.size:
-            gone = grp[~np.isin(grp, live)]
-            self.rec.flow(f"intervention.{iv.name}.missed", np.full(gone.size, now), k.la[gone])
-        if live.size == 0:
-            return
-        t = np.full(live.size, now)
-        self._start_effect(j, iv, live, t)
-        k.nev[live] += 1  # fresh draws for the rest of the stay
-        self._next(live, t, elapsed=now - k.t_enter[live])
+    def _settle_waits(self) -> None:
+        """Families booked onto a place that comes free at s0 (drawn stays now known): a
+        child whose stay ends first never uses it (missed; the booking is released); the
+        others start the intervention at s0 and the rest of their stay is drawn again with
+        its effect, from fresh random numbers, conditioned on the time already spent. Exact:
+        outside the court nothing but its scheduled transition ends a stay."""
+        k = self.kids
+        waits, self._waits = self._waits, []
+        served: dict[int, list[tuple[np.ndarray, float]]] = defaultdict(list)
+        for j, grp, s0, heap in waits:
+            iv = self.ivs[j]
+            stays = k.t_next[grp] > s0
+            live, gone = grp[stays], grp[~stays]
+            if gone.size:
+                self.rec.flow(f"intervention.{iv.name}.missed", k.t_enter[gone], k.la[gone])
+            if live.size == 0:
+                heap.remove(s0 + iv.service_days)
+                heap.append(s0)
+                heapq.heapify(heap)
+            elif s0 < self.horizon:
+                served[j].append((live, s0))
+        redraw = []
+        for j, parts in served.items():
+            live = np.concatenate([p[0] for p in parts])
+            t = np.concatenate([np.full(p[0].size, p[1]) for p in parts])
+            self._start_effect(j, self.ivs[j], live, t)
+            redraw.append((live, t))
+        if redraw:
+            live = np.concatenate([r[0] for r in redraw])
+            t = np.concatenate([r[1] for r in redraw])
+            live, first = np.unique(live, return_index=True)  # served by two at once: once
+            t = t[first]
+            k.nev[live] += 1  # fresh draws for the rest of the stay
+            self._next(live, t, elapsed=t - k.t_enter[live])
 
     def _traced(self, what: str, idx: np.ndarray, t: np.ndarray) -> None:
         """Log an event of virtual-trial children (no-op outside a trial)."""
