@@ -99,4 +99,6 @@ def test_rollout_reduces_care_starts_at_a_cost(rollout_vs_baseline):
     assert eng.loc[("cost.intervention.fgc", 2028), "p05"] > 0
     # the FGC cost is the unit cost times the children who started it
     started = eng.loc[("intervention.fgc.started", 2028), "mean"]
-    assert eng.loc[("cost.intervention.fgc", 2028), "mean"] == pytest.approx(5242 * started, rel=1e-9)
+    cost = load_scenario(SC / "fgc_national_rollout.yaml").scenario.interventions["fgc"].cost
+    unit = cost.amount * cost.uplift
+    assert eng.loc[("cost.intervention.fgc", 2028), "mean"] == pytest.approx(unit * started, rel=1e-9)
