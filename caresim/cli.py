@@ -13,8 +13,18 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from caresim.errors import CaresimError
 
@@ -101,6 +111,108 @@ def compare(
     for w in outcome.manifest.get("warnings", []):
         err.print(f"[bold yellow]warning:[/] {w}", markup=True, highlight=False, soft_wrap=True)
     out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+
+
+@app.command()
+def sweep(
+    scenario: Path = typer.Argument(..., help="scenario YAML file with an `uncertain:` block"),
+    method: str = typer.Option("sobol", "--method", "-m", help="sobol, morris, fast or delta"),
+    samples: Optional[int] = typer.Option(None, "--samples", "-N", min=1,
+                                          help="SALib's N (default: sobol 64, morris 10, fast 65, delta 128)"),
+    outputs: Optional[list[str]] = typer.Option(
+        None, "--outputs", "-o", help="METRIC@YEAR, METRIC@Y1-Y2 or diff:METRIC@YEAR (England); "
+        "repeat the option or separate with commas (default: care_starts and cost.total in the last year)"),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", "-b", metavar="A.yaml",
+                                            help="baseline scenario for diff: outputs (paired, common random numbers)"),
+    replications: int = typer.Option(2, "--replications", "-n", min=1, help="replications per sample (2+ measures noise)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="fraction of children simulated, in (0, 1] (default: the scenario's)"),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="root seed of the design and the runs (default: the scenario's)"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="local worker processes"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, tcp://HOST:PORT"),
+    dask_workers: Optional[int] = typer.Option(None, "--dask-workers", min=1, help="start a local Dask cluster with N worker processes"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="sweep folder (default outputs/<scenario>/sweep-<method>-<plan hash>); "
+                                           "the same command resumes it"),
+    force: bool = typer.Option(False, "--force", help="discard a different (or any) sweep in the folder and start again"),
+    second_order: bool = typer.Option(False, "--second-order", help="sobol: also second-order indices (indices_s2.csv; about twice the runs)"),
+    dummy: bool = typer.Option(False, "--dummy", help="add a dummy parameter that changes nothing (the indices' noise floor)"),
+) -> None:
+    """Sensitivity sweep of a scenario's uncertain parameters (SALib): indices.csv, tornado and index figures, noise share. Resumable."""
+    from caresim.analysis.sweep import SweepIncomplete, SweepInterrupted
+    from caresim.analysis.sweep_scenario import run_scenario_sweep
+    from caresim.scenario.loader import load_scenario
+
+    wanted = [o for text in (outputs or []) for o in text.split(",") if o.strip()] or None
+    try:
+        loaded = load_scenario(scenario)
+        base = load_scenario(baseline) if baseline is not None else None
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      _RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                      console=err, transient=False,
+                      disable=not err.is_terminal and not _force_progress()) as progress:
+            task = progress.add_task(f"{loaded.scenario.name}: {method} runs", total=None)
+
+            def show(done: int, total: int, reused: int, failed: int) -> None:
+                progress.update(task, total=total, completed=done)
+
+            def started(info: dict) -> None:
+                plan = info["plan"]
+                resumed = f"; resuming: {info['reused']} runs already stored" if info["reused"] else ""
+                progress.console.print(
+                    f"sweep {plan['method']} N={plan['samples']} over {len(plan['parameters'])} parameters: "
+                    f"{info['total']} runs ({plan['design_points']} design + {plan['tornado_points']} tornado) "
+                    f"x {plan['replications']} replications{resumed}\n"
+                    f"executor: {info['backend']}\nfolder: {info['folder']}", highlight=False, markup=False)
+                for w in info["warnings"]:
+                    progress.console.print(f"[bold yellow]warning:[/] {escape(w)}", markup=True,
+                                           highlight=False, soft_wrap=True)
+
+            outcome = run_scenario_sweep(
+                loaded, method=method, samples=samples, outputs=wanted, baseline=base,
+                replications=replications, scale=scale, seed=seed, jobs=jobs, scheduler=scheduler,
+                dask_workers=dask_workers, out=out_dir, force=force, second_order=second_order,
+                dummy=dummy, progress=show, on_start=started)
+    except SweepIncomplete as exc:
+        err.print(exc.counts.line(), highlight=False, markup=False)
+        _fail(exc)
+        return
+    except SweepInterrupted as exc:
+        err.print(exc.counts.line(), highlight=False, markup=False)
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(130)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    _print_indices(outcome)
+    err.print(outcome.counts.line(), highlight=False, markup=False)
+    for w in outcome.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(w)}", markup=True, highlight=False, soft_wrap=True)
+    out.print(f"outputs written to [bold]{escape(str(outcome.folder))}[/]", highlight=False)
+
+
+class _RateColumn(ProgressColumn):
+    """Runs per minute, from rich's recent-speed estimate."""
+
+    def render(self, task) -> Text:
+        speed = task.speed
+        return Text(f"{speed * 60:.1f} runs/min" if speed else "", style="progress.data.speed")
+
+
+def _print_indices(outcome) -> None:
+    idx, method = outcome.indices, outcome.manifest["method"]
+    key = "mu_star" if method == "morris" else "delta" if method == "delta" else "ST"
+    cols = list(outcome.manifest["index_columns"])
+    for output, g in idx.groupby("output", sort=False):
+        share = outcome.manifest["noise_share"].get(output)
+        reps = outcome.manifest["replications"]
+        noise = (f"noise share {share:.1%}" if share is not None else
+                 "noise share n/a: 1 replication" if reps < 2 else "noise share n/a")
+        table = Table(title=f"{output}: {method} indices ({noise})")
+        table.add_column("parameter", justify="left")
+        for c in cols:
+            table.add_column(c, justify="right")
+        for r in g.sort_values(key, ascending=False, kind="mergesort").itertuples():
+            table.add_row(r.parameter, *[f"{getattr(r, c):.3g}" for c in cols])
+        out.print(table)
 
 
 @app.command()

@@ -54,6 +54,7 @@ from caresim.population.local import LocalAuthorities
 from caresim.results.summary import add_geographies, add_ratios
 from caresim.runner.replications import run_one
 from caresim.scenario.model import LaIndex, Scenario
+from caresim.scenario.uncertain import PathError, get_value, set_value
 
 
 class _Strict(BaseModel):
@@ -125,24 +126,23 @@ def load_config(path: Path | str) -> tuple[CalibrationConfig, Path]:
         raise CaresimError("\n".join(lines)) from exc
 
 
-def set_path(doc: dict, path: str, value: float) -> None:
-    """Set a dotted path in a nested mapping (the key must exist)."""
-    keys = path.split(".")
-    node = doc
-    for k in keys[:-1]:
-        if not isinstance(node, dict) or k not in node:
-            raise CaresimError(f"parameter path {path!r}: no key {k!r} in the scenario")
-        node = node[k]
-    if not isinstance(node, dict) or keys[-1] not in node:
-        raise CaresimError(f"parameter path {path!r}: no key {keys[-1]!r} in the scenario")
-    node[keys[-1]] = value
+def set_path(doc: dict, path: str, value: Any) -> None:
+    """Set an existing value at a dotted path in a nested mapping: `court.capacity_cases.value`,
+    with `[k]` for the k-th item of a list (`interventions.fgc.effects[0].central`).
+    Raises `CaresimError` naming the missing key."""
+    try:
+        set_value(doc, path, value)
+    except PathError as exc:
+        hint = f"; did you mean {exc.suggestion!r}?" if exc.suggestion else ""
+        raise CaresimError(f"parameter path {path!r}: {exc.message}{hint}") from None
 
 
 def get_path(doc: dict, path: str) -> Any:
-    node = doc
-    for k in path.split("."):
-        node = node[k]
-    return node
+    """The value at a dotted path (as `set_path`); raises `KeyError` if it is missing."""
+    try:
+        return get_value(doc, path)
+    except PathError as exc:
+        raise KeyError(f"{path}: {exc.message}") from None
 
 
 class Transform:

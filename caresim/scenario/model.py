@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from caresim.scenario.uncertain import UncertainParam, check_uncertain
+
 # Canonical names (DESIGN.md). Kept here, the lowest layer, so every layer shares them.
 StateName = Literal[
     "referral",
@@ -618,6 +620,16 @@ class Scenario(Strict):
             if iv.capacity is not None and iv.stage == "proceedings":
                 raise ValueError(f"interventions.{name}: capacity is not supported at the proceedings "
                                  "stage (the court draws a case's course when it is issued)")
+        return self
+
+    uncertain: list[UncertainParam] = Field(
+        default_factory=list,
+        description="uncertain parameters for `caresim sweep`: a path into this scenario and a "
+                    "distribution each (see caresim.scenario.uncertain)")
+
+    @model_validator(mode="after")
+    def _uncertain_paths(self) -> "Scenario":
+        check_uncertain(self)  # errors are located at uncertain[i].<key>
         return self
 
 
