@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -60,13 +61,10 @@ def run(
     try:
         loaded = load_scenario(scenario)
         reps = replications or loaded.scenario.run.replications
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=False,
-                      disable=not err.is_terminal and not _force_progress()) as progress:
-            task = progress.add_task(f"{loaded.scenario.name}: replications", total=reps)
+        with _replication_progress(f"{loaded.scenario.name}: replications", reps) as advance:
             outcome = run_scenario(loaded, out=out_dir, replications=replications, seed=seed,
                                    scale=scale, jobs=jobs, force=force,
-                                   on_done=lambda _r: progress.advance(task),
+                                   on_done=advance,
                                    parameter_uncertainty=parameter_uncertainty)
     except CaresimError as exc:
         _fail(exc)
@@ -96,14 +94,11 @@ def compare(
         loaded_a = load_scenario(scenario_a)
         loaded_b = load_scenario(scenario_b)
         reps = replications or loaded_a.scenario.run.replications
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=False,
-                      disable=not err.is_terminal and not _force_progress()) as progress:
-            task = progress.add_task(
-                f"{loaded_a.scenario.name} vs {loaded_b.scenario.name}: replications", total=2 * reps)
+        label = f"{loaded_a.scenario.name} vs {loaded_b.scenario.name}: replications"
+        with _replication_progress(label, 2 * reps) as advance:
             outcome = run_compare(loaded_a, loaded_b, out=out_dir, replications=replications,
                                   seed=seed, scale=scale, jobs=jobs, force=force, crn=not no_crn,
-                                  on_done=lambda _r: progress.advance(task))
+                                  on_done=advance)
     except CaresimError as exc:
         _fail(exc)
         return
@@ -233,13 +228,10 @@ def trial(
     try:
         spec = load_document(trial_file, TrialSpec)
         reps = replications or spec.run.replications
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=False,
-                      disable=not err.is_terminal and not _force_progress()) as progress:
-            task = progress.add_task(f"{spec.name}: replications", total=reps)
+        with _replication_progress(f"{spec.name}: replications", reps) as advance:
             outcome = run_trial(trial_file, out=out_dir, replications=replications, seed=seed,
                                 scale=scale, jobs=jobs, force=force,
-                                on_done=lambda _r: progress.advance(task))
+                                on_done=advance)
     except CaresimError as exc:
         _fail(exc)
         return
@@ -271,6 +263,17 @@ def _print_difference(outcome, metric: str) -> None:
     for r in d.itertuples():
         table.add_row(str(r.year), f"{r.mean:+,.0f}", f"{r.p05:+,.0f} to {r.p95:+,.0f}")
     out.print(table)
+
+
+@contextmanager
+def _replication_progress(description: str, total: int):
+    """A progress bar on stderr (shown on a terminal, or with CARESIM_PROGRESS=1); yields
+    the callback that advances it by one replication."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False,
+                  disable=not err.is_terminal and not _force_progress()) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda _result: progress.advance(task)
 
 
 def _force_progress() -> bool:
