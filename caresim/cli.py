@@ -296,6 +296,23 @@ def _print_first_year(df) -> None:
 
 
 @app.command()
+def report(
+    out_dir: Path = typer.Argument(..., metavar="OUTDIR", help="an output folder of run, compare, sweep, trial, calibrate or backtest"),
+    formats: Optional[list[str]] = typer.Option(None, "--format", "-f", help="html or md (repeatable; default both)"),
+) -> None:
+    """Write the policy brief of an output folder: brief.html (self-contained) and brief.md."""
+    from caresim.report.brief import FORMATS, write_brief
+
+    try:
+        written = write_brief(out_dir, tuple(formats) if formats else FORMATS)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    for path in written:
+        out.print(f"brief written to [bold]{escape(str(path))}[/]", highlight=False)
+
+
+@app.command()
 def calibrate(
     config: Path = typer.Option(Path("calibration/config.yaml"), "--config", help="calibration config"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="report folder (default outputs/calibration/<timestamp>)"),

@@ -40,7 +40,7 @@ from caresim.analysis.calibrate import (
 from caresim.analysis.targets import fit_table, load_targets, simulated_values
 from caresim.errors import CaresimError
 from caresim.population.local import LocalAuthorities
-from caresim.report.fitreport import la_charts, national_charts, summary_markdown
+from caresim.report.fitreport import fit_checks, la_charts, national_charts, summary_markdown
 from caresim.results.store import OutputFolder, write_manifest
 from caresim.results.summary import write_csv
 from caresim.runner.pipeline import read_table
@@ -92,7 +92,8 @@ def run_calibration(config: Path, out: Path | None, force: bool, jobs: int,
         fit = calibrate(problem, progress=progress, executor=ex)
         table = final_fit_table(problem, fit.theta, ex)
         params = parameters_table(cfg, fit, prior)
-        man = manifest(cfg, fit, cfg_path.parent / cfg.targets, command, params)
+        man = {"kind": "calibration", **manifest(cfg, fit, cfg_path.parent / cfg.targets, command, params),
+               **fit_checks(table, cfg.train, cfg.train[1])}
         _write_report(folder.path, table, params, cfg.train, cfg.train[1],
                       "Calibration fit", cfg.train, man)
         write_csv(params, folder.path / "parameters.csv")
@@ -181,7 +182,8 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
         t = proj.targets[proj.targets.year > train_until]
         table = fit_table(t, simulated_values(t, means), training=None)
         params = parameters_table(fit_cfg, fit, prior)
-        man = manifest(fit_cfg, fit, cfg_path.parent / cfg.targets, command, params)
+        man = {"kind": "backtest", **manifest(fit_cfg, fit, cfg_path.parent / cfg.targets, command, params),
+               **fit_checks(table, (train_until + 1, last), last)}
         man["backtest"] = {"train_until": train_until, "projection_start": start.isoformat(),
                            "held_out_years": [train_until + 1, last],
                            "future_inputs": ("none: referrals and UASC held at the training year's level"

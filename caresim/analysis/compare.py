@@ -306,6 +306,7 @@ def run_compare(
                     figures / f"difference_{m.replace('.', '_')}.png", unit=_units(m),
                     title=f"{m}, {ENGLAND}: {label_b} minus {label_a} (paired, {reps} replications)")
         manifest = {
+            "kind": "compare",
             "caresim_version": caresim.__version__,
             "comparison": "B minus A, paired by replication (B - A per replication, then "
                           "summarised over replications); cost.total difference is the net cost",

@@ -552,6 +552,7 @@ def run_sweep(
     run_counts = RunCounts(total, reused, state["new"], len(failures), wall)
 
     base_manifest = {
+        "kind": "sweep",
         "caresim_version": caresim.__version__,
         "plan": plan,
         "method": settings.method,

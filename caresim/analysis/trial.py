@@ -36,7 +36,7 @@ from caresim.engine.simulation import TrialArms
 from caresim.errors import CaresimError
 from caresim.results.store import OutputFolder, write_manifest
 from caresim.results.summary import write_csv
-from caresim.runner.pipeline import load_inputs
+from caresim.runner.pipeline import load_inputs, scenario_manifest
 from caresim.runner.replications import run_replications
 from caresim.scenario.loader import LoadedScenario, load_document, load_scenario
 from caresim.scenario.model import Scenario, TrialSpec
@@ -198,11 +198,12 @@ def run_trial(trial_path: Path, out: Path | None = None, replications: int | Non
         write_csv(table, folder.path / "trial.csv")
         write_csv(per_rep, folder.path / "trial_replications.csv")
         manifest = {
+            "kind": "trial",
             "caresim_version": caresim.__version__,
             "trial": spec.model_dump(mode="json"),
             "trial_file": str(trial_path.resolve()),
+            **scenario_manifest(loaded),
             "scenario": sc.model_dump(mode="json"),
-            "scenario_files": [str(p) for p in loaded.files],
             "seed": seed, "replications": reps, "scale": scale, "jobs": jobs,
             "effects": "central values of the intervention's hazard ratios",
             "hazard_ratios": results[0].hazard_ratios if results else {},

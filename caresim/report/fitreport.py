@@ -8,6 +8,7 @@ if wider; LA correlation and median absolute relative error).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +31,22 @@ def national_checks(fit: pd.DataFrame, years: tuple[int, int]) -> pd.DataFrame:
     dev = np.where(t.kind.isin(["stock", "flow"]), t.rel_error.abs(), t.error.abs())
     t["passes"] = dev <= t["limit"] + 1e-12
     return t
+
+
+def fit_checks(fit: pd.DataFrame, check_years: tuple[int, int], la_year: int) -> dict:
+    """The fit's checks for a manifest: national targets within their limit (in total and
+    by kind) and the LA statistics, so a run's brief can state how well its calibration fits."""
+    checks = national_checks(fit, check_years)
+    by_kind = {k: {"passed": int(g.passes.sum()), "total": int(len(g))}
+               for k, g in checks.groupby("kind")}
+    la = la_statistics(fit, la_year)
+    return {
+        "checks": {"passed": int(checks.passes.sum()), "total": int(len(checks)),
+                   "years": list(check_years), "by_kind": by_kind,
+                   "limits": "stocks 5%, flows 7%, shares 3 points, durations 4 weeks, or the "
+                             "figure's own tolerance if wider"},
+        "la_statistics": {"year": la_year, "rows": json.loads(la.to_json(orient="records"))},
+    }
 
 
 def la_statistics(fit: pd.DataFrame, year: int) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import platform
 import time
 from concurrent.futures import Executor
@@ -30,6 +31,7 @@ from caresim.results.firstyear import first_year_check
 from caresim.results.store import OutputFolder, write_manifest, write_parquet
 from caresim.results.summary import add_geographies, add_ratios, summarise, write_csv
 from caresim.runner.replications import ReplicationResult, run_replications
+from caresim.scenario.differences import differences_from_baseline
 from caresim.scenario.loader import LoadedScenario
 from caresim.population.local import LocalAuthorities
 
@@ -172,13 +174,35 @@ def run_records(
 
 
 def scenario_manifest(loaded: LoadedScenario) -> dict:
-    """The manifest fields that say which scenario ran: resolved scenario, hash, files."""
+    """The manifest fields that say which scenario ran: resolved scenario, hash, files, what
+    it changes from the calibrated baseline (`assumptions`) and the calibration behind it."""
     return {
         "scenario": loaded.resolved,
         "scenario_hash": loaded.hash,
         "scenario_files": [str(p) for p in loaded.files],
         "calibration_files": {k: str(v) for k, v in loaded.data_paths.items()},
+        "assumptions": differences_from_baseline(loaded.resolved),
+        "calibration": calibration_manifest(loaded),
     }
+
+
+#: the fields of a calibration's manifest (calibration/fitted/manifest.json) repeated in the
+#: manifest of every run that uses its fitted parameters
+CALIBRATION_FIELDS = ("command", "date", "method", "seed", "targets_vintage", "targets_sha256_16",
+                      "train_years", "start", "checks", "la_statistics", "caresim_version")
+
+
+def calibration_manifest(loaded: LoadedScenario) -> dict | None:
+    """Which calibration fitted this scenario's parameters (from the `manifest.json` beside
+    its `data.parameter_samples`), or None for a scenario with no fitted parameters."""
+    samples = loaded.data_paths.get("parameter_samples")
+    if samples is None:
+        return None
+    path = Path(samples).parent / "manifest.json"
+    if not path.is_file():
+        return {"manifest": str(path), "missing": True}
+    fitted = json.loads(path.read_text())
+    return {"manifest": str(path), **{k: fitted[k] for k in CALIBRATION_FIELDS if k in fitted}}
 
 
 def geography_manifest(las: LocalAuthorities) -> dict:
@@ -226,6 +250,7 @@ def run_scenario(
         write_csv(first, folder.path / "first_year_check.csv")
         fan_charts(summary, history, folder.path / "figures", FAN_METRICS)
         manifest = {
+            "kind": "run",
             "caresim_version": caresim.__version__,
             **scenario_manifest(loaded),
             "seed": seed,
