@@ -105,7 +105,7 @@ def test_set_path_rejects_unknown_keys():
         set_path({"a": {"b": 1}}, "a.nope", 2.0)
 
 
-def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path):
+def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser):
     targets, _, _ = _synthetic_targets(tiny, la_inputs, history, seed=5)
     targets.to_csv(tmp_path / "targets.csv", index=False)
     cfg = {"scenario": str(TINY), "targets": "targets.csv", "start": "2024-04-01",
@@ -144,6 +144,31 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path):
     assert r.exit_code == 0, r.output
     man = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert man["uncertainty"].startswith("parameter and stochastic")
+    _check_calibration_brief(out, browser, "brief_calibration")
+
+
+def _check_calibration_brief(out, browser, name):
+    """The brief of a calibration or backtest folder: its headline count is the national
+    checks of fit.csv, its LA correlations are the manifest's, every fitted parameter is listed."""
+    from briefcheck import check_common, in_chromium, render
+    from caresim.report.fitreport import national_checks
+
+    p = render(out)
+    check_common(p, out)
+    man = json.loads((out / "manifest.json").read_text())
+    fit = pd.read_csv(out / "fit.csv")
+    fit["qualifier"] = fit["qualifier"].astype("string").fillna("")
+    years = man["backtest"]["held_out_years"] if "backtest" in man else man["train_years"]
+    checks = national_checks(fit, tuple(years))
+    assert man["checks"]["passed"] == int(checks.passes.sum())
+    assert p.headlines[0]["estimate"] == f"{int(checks.passes.sum())} of {len(checks)}"
+    for h, r in zip(p.headlines[1:], man["la_statistics"]["rows"]):
+        assert h["estimate"] == f"{r['correlation']:.3f}" and h["metric"] == r["metric"]
+    params = next(t for t in p.tables if t[0][:2] == ["parameter", "path"])
+    assert [r[0] for r in params[1:]] == [q["name"] for q in man["parameters"]]
+    failing = next(t for t in p.tables if t[0][:2] == ["metric", "year"])
+    assert len(failing) - 1 == int((~checks.passes).sum())  # every target outside its limit shown
+    in_chromium(browser, out / "brief.html", name)
 
 
 def test_report_checks_and_la_statistics():
@@ -169,7 +194,7 @@ def test_report_checks_and_la_statistics():
     assert not bool(checks.loc["s", "passes"])  # a share 4 points off fails the 3-point limit
 
 
-def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs, history, tmp_path):
+def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs, history, tmp_path, browser):
     """Synthetic targets for 2022-2024 from a 2021 start; train to 2022, project from
     31 March 2022 (its published state) and compare 2023-2024."""
     la21 = pd.read_csv(str(tiny.data_paths["la_inputs"]).replace("2024", "2021"))
@@ -191,6 +216,7 @@ def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs
     assert man["backtest"]["projection_start"] == "2022-04-01"
     assert man["train_years"] == [2022, 2022]
     assert not (tmp_path / "fitted").exists()  # a backtest never replaces the fitted defaults
+    _check_calibration_brief(out, browser, "brief_backtest")
     r = CliRunner().invoke(app, ["backtest", "--train-until", "2024", "--config",
                                  str(tmp_path / "config.yaml"), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--train-until" in r.output

@@ -422,3 +422,35 @@ def test_sweep_needs_an_uncertain_block_and_refuses_another_sweeps_folder(refere
     r = runner.invoke(app, _args(sweep_file, ref, "--seed", "4"))
     assert r.exit_code == 2
     assert "holds a different sweep (evaluator.seed: was 3, now 4; seed: was 3, now 4)" in " ".join(r.output.split())
+
+
+def test_sweep_brief_reports_the_design_and_names_the_drivers(reference, browser):
+    """`caresim report` on a sweep folder: headline values are the all-medians run and the
+    design's 5-95% range; the sentence per output names the parameter with the largest
+    total-order index; every uncertain parameter and scenario change is listed."""
+    from briefcheck import agrees, assumptions_listed, check_common, in_chromium, render
+
+    out, _ = reference
+    p = render(out)
+    check_common(p, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    tornado = pd.read_csv(out / "tornado.csv")
+    samples = pq.read_table(out / "samples.parquet").to_pandas()
+    design = samples[samples["kind"] == "sample"]
+    assert [h["metric"] for h in p.headlines] == OUTPUTS.split(",")
+    for h in p.headlines:
+        unit = manifest["output_definitions"][h["metric"]]["unit"]
+        centre = tornado[tornado.output == h["metric"]].output_centre.iloc[0]
+        lo, hi = design[h["metric"]].quantile(0.05), design[h["metric"]].quantile(0.95)
+        assert agrees(h["estimate"], centre, lo, hi, unit), h
+        assert agrees(h["low"], lo, lo, hi, unit) and agrees(h["high"], hi, lo, hi, unit), h
+    idx = pd.read_csv(out / "indices.csv")
+    for output, rows in idx.groupby("output"):
+        top = rows.sort_values("ST", kind="mergesort").iloc[-1].parameter
+        assert f"the largest driver is <strong>{top}</strong>" in p.html, output
+    params = next(t for t in p.tables if t[0][:3] == ["parameter", "path", "distribution"])
+    assert {r[0] for r in params[1:]} == {"fgc_hr", "cpp_to_pre_proceedings", "wave_delay"}
+    assert all(r[-1] for r in params[1:])  # a source, an assumption or the unsourced flag
+    assumptions_listed(p, manifest["assumptions"], require_source=False)
+    assert "not yet reliable" in p.html  # 2 samples: the brief says the ranking cannot be trusted
+    in_chromium(browser, out / "brief.html", "brief_sweep")

@@ -93,3 +93,22 @@ def test_trial_file_errors_name_the_key(tmp_path):
     with pytest.raises(CaresimError, match="fdac"):
         run_trial(other, out=tmp_path / "o2")
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()
+
+
+def test_trial_brief_states_each_check_against_the_published_trial(fgc_trial, browser):
+    from briefcheck import agrees, assumptions_listed, check_common, in_chromium, render
+
+    p = render(fgc_trial.folder)
+    check_common(p, fgc_trial.folder)
+    t = fgc_trial.table
+    checked = t[t["check"].fillna("") != ""]
+    assert len(p.headlines) == len(checked)
+    for h, (_, r) in zip(p.headlines, checked.iterrows()):
+        assert (h["metric"], h["year"]) == (r.outcome, r.arm)
+        k = 1 if r.outcome.startswith("days") else 100
+        assert agrees(h["estimate"], k * r.simulated, k * r.simulated_p05, k * r.simulated_p95, "number")
+        assert r.check in h["text"]
+    assert f"{fgc_trial.manifest['checks']['passed']} checks pass" in p.html
+    rows = assumptions_listed(p, fgc_trial.manifest["assumptions"], require_source=True)
+    assert any(r[0] == "interventions.fgc.effects[0]" and "S003" in r[4] for r in rows)
+    in_chromium(browser, fgc_trial.folder / "brief.html", "brief_trial")

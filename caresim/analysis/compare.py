@@ -67,6 +67,7 @@ from caresim.runner.pipeline import (
     CALIBRATION_VINTAGE,
     PreparedScenario,
     ScenarioRecords,
+    chart_history,
     geography_manifest,
     prepare,
     resolve_settings,
@@ -211,22 +212,6 @@ def _labels(a: LoadedScenario, b: LoadedScenario) -> tuple[str, str]:
     return (na, nb) if na != nb else (f"{na} (A)", f"{nb} (B)")
 
 
-#: Years of published history shown before the start in the overlaid fan charts: enough
-#: for context without squeezing the simulated years.
-HISTORY_YEARS_SHOWN = 5
-
-
-def _chart_history(prepared: PreparedScenario) -> pd.DataFrame | None:
-    """The published history to draw behind the overlaid fan charts: the last few years,
-    and only when the scenario simulates all of England (otherwise the simulated
-    `England` row is the sum of a subset of LAs and the published figures would mislead)."""
-    geo = prepared.loaded.scenario.geography
-    if geo.las is not None or geo.region is not None:
-        return None
-    h = prepared.history
-    return h[h["year"] >= prepared.loaded.scenario.start.year - HISTORY_YEARS_SHOWN]
-
-
 def _units(metric: str) -> str:
     base = metric.removeprefix("cumulative.").removesuffix(DISCOUNTED_SUFFIX)
     try:
@@ -297,7 +282,7 @@ def run_compare(
         write_parquet(both[["scenario", *run_a.records.columns]],
                       folder.path / "replications.parquet")
         figures = folder.path / "figures"
-        overlay_fan_charts(summary, _chart_history(prep_a), figures, FAN_METRICS,
+        overlay_fan_charts(summary, chart_history(prep_a), figures, FAN_METRICS,
                            geography=ENGLAND)
         for m in DIFFERENCE_FIGURES:
             if ((difference["metric"] == m) & (difference["geography"] == ENGLAND)).any():

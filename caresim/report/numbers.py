@@ -83,6 +83,7 @@ def _plain(x: float, step: float, signed: bool) -> str:
 
 
 _MONEY_SCALES = ((1e9, " billion"), (1e6, " million"), (1.0, ""))
+_SHORT = {" billion": "bn", " million": "m", "": ""}
 
 
 def _money_scale(largest: float) -> tuple[float, str]:
@@ -92,8 +93,10 @@ def _money_scale(largest: float) -> tuple[float, str]:
     return 1.0, ""
 
 
-def _money(x: float, step: float, signed: bool, scale: tuple[float, str]) -> str:
+def _money(x: float, step: float, signed: bool, scale: tuple[float, str], short: bool) -> str:
     size, word = scale
+    if short:
+        word = _SHORT[word]
     body = _plain(x / size, step / size if step < size else 1.0, False)
     sign = ""
     if body.startswith(MINUS):
@@ -141,13 +144,14 @@ def _with_unit(number: str, unit: str, kind: str) -> str:
 
 def estimate(point: float, low: float | None = None, high: float | None = None, *,
              unit: str = "number", signed: bool = False,
-             interval_name: str = "90% interval", unit_on_interval: bool = False) -> Estimate:
+             interval_name: str = "90% interval", unit_on_interval: bool = False,
+             short: bool = False) -> Estimate:
     """Round `point` and its interval together and write them with their unit.
 
     `unit` is a metric registry unit (`children`, `GBP`, `percent`, `weeks`...) or `points`
     (percentage points, for differences of shares) or `days`. The unit is written after the
     point estimate (and after each end of the interval with `unit_on_interval`); money is
-    always written with its £ and scale."""
+    always written with its £ and scale (`£1.2 million`, or `£1.2m` with `short`, for tables)."""
     kind = unit_kind(unit)
     if low is not None and high is not None and (math.isnan(low) or math.isnan(high)):
         low = high = None
@@ -158,7 +162,7 @@ def estimate(point: float, low: float | None = None, high: float | None = None, 
     if kind == "money":
         largest = max(abs(v) for v in (p, lo, hi) if v is not None)
         scale = _money_scale(max(largest, step))
-        texts = [None if v is None else _money(v, step, signed, scale) for v in (p, lo, hi)]
+        texts = [None if v is None else _money(v, step, signed, scale, short) for v in (p, lo, hi)]
     else:
         texts = [None if v is None else _plain(v, step, signed) for v in (p, lo, hi)]
         texts[0] = _with_unit(texts[0], unit, kind)
@@ -172,13 +176,26 @@ def number(x: float, unit: str = "number", signed: bool = False) -> str:
     return estimate(x, unit=unit, signed=signed).point_text
 
 
+def as_published(x: float, unit: str = "number", signed: bool = False) -> str:
+    """A published figure as it was published (up to four significant figures, no trailing
+    zeros, not re-rounded to a simulated interval), with its unit."""
+    text = f"{abs(x):,.4g}"
+    if "e" in text:
+        text = f"{abs(x):,.0f}"
+    text = (MINUS if x < 0 else ("+" if signed and x > 0 else "")) + text
+    return _with_unit(text, unit, unit_kind(unit))
+
+
 def parse_number(text: str) -> float:
     """The value of a number as `estimate` writes it (`−£1.2 million`, `+3,400`, `45.2%`),
     for tests and for reading a brief back."""
     t = text.strip().replace(MINUS, "-").replace(",", "").replace("£", "").rstrip("%")
     factor = 1.0
     for size, word in _MONEY_SCALES:
-        if word and t.endswith(word):
-            t, factor = t[: -len(word)], size
+        for ending in (word, _SHORT[word]):
+            if ending and t.endswith(ending):
+                t, factor = t[: -len(ending)], size
+                break
+        if factor != 1.0:
             break
     return float(t.split()[0]) * factor

@@ -128,6 +128,21 @@ class PreparedScenario:
     las: LocalAuthorities
 
 
+#: years of published history drawn behind fan charts
+HISTORY_YEARS_SHOWN = 5
+
+
+def chart_history(prepared: PreparedScenario) -> pd.DataFrame | None:
+    """The published history to draw behind fan charts: the last few years, and only when
+    the scenario simulates all of England (otherwise the simulated `England` row is the sum
+    of a subset of LAs and the published figures would mislead)."""
+    geo = prepared.loaded.scenario.geography
+    if geo.las is not None or geo.region is not None:
+        return None
+    h = prepared.history
+    return h[h["year"] >= prepared.loaded.scenario.start.year - HISTORY_YEARS_SHOWN]
+
+
 def prepare(loaded: LoadedScenario) -> PreparedScenario:
     """Read the scenario's calibration tables and resolve its local authorities (raises
     `CaresimError` early, before any output folder is made, if either is wrong)."""
@@ -248,7 +263,7 @@ def run_scenario(
         first = first_year_check(summary, history, first_year=sc.start.year + 1,
                                  published_year=sc.start.year)
         write_csv(first, folder.path / "first_year_check.csv")
-        fan_charts(summary, history, folder.path / "figures", FAN_METRICS)
+        fan_charts(summary, chart_history(prepared), folder.path / "figures", FAN_METRICS)
         manifest = {
             "kind": "run",
             "caresim_version": caresim.__version__,

@@ -171,13 +171,15 @@ def row_of(df: pd.DataFrame, metric: str, year: int, geography: str = ENGLAND, *
     return None if rows.empty else rows.iloc[0]
 
 
-def est(row: pd.Series, metric: str, signed: bool = False, difference: bool = False):
-    """The rounded estimate of a summary/difference row: mean, 90% interval p05 to p95."""
+def est(row: pd.Series, metric: str, signed: bool = False, difference: bool = False,
+        short: bool = False):
+    """The rounded estimate of a summary/difference row: mean, 90% interval p05 to p95
+    (`short` money, `£1.2m`, for table cells)."""
     unit = unit_of(metric)
     if difference and unit == "percent":
         unit = "points"
     return estimate(float(row["mean"]), float(row["p05"]), float(row["p95"]), unit=unit,
-                    signed=signed)
+                    signed=signed, short=short)
 
 
 # --- alt text -----------------------------------------------------------------------------
@@ -194,9 +196,8 @@ def series_alt(df: pd.DataFrame, metric: str, what: str, geography: str = ENGLAN
     first, last = d.iloc[0], d.iloc[-1]
     a = est(first, metric, signed=difference, difference=difference)
     b = est(last, metric, signed=difference, difference=difference)
-    return (f"{what}, {geography}, {fy(int(first.year))} to {fy(int(last.year))}: the mean is "
-            f"{a.point_text} {when(metric, int(first.year))} and {b.point_text} "
-            f"{when(metric, int(last.year))} (90% interval {b.interval_text}).")
+    return (f"{what}, {geography}: the mean is {a.point_text} {when(metric, int(first.year))} and "
+            f"{b.point_text} {when(metric, int(last.year))} (90% interval {b.interval_text}).")
 
 
 # --- shared sections ----------------------------------------------------------------------

@@ -4,6 +4,8 @@ from the folder's CSVs, figures and manifest)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from caresim.report.brief.common import (
@@ -23,7 +25,7 @@ from caresim.report.brief.common import (
     when,
 )
 from caresim.report.brief.document import Brief, Bullets, Headline, Section, Table
-from caresim.report.numbers import estimate
+from caresim.report.numbers import as_published, estimate
 
 RUN_HEADLINES = ("looked_after", "care_starts", "child_in_need", "child_protection_plan",
                  "proceedings_issued", "cost.total")
@@ -35,10 +37,22 @@ TABLE_METRICS = ("looked_after", "care_starts", "child_in_need", "child_protecti
                  "proceedings_issued", "special_guardianship", "proceedings_mean_weeks", "cost.total")
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _years_shown(years: list[int]) -> list[int]:
     """First, middle and last year (fewer when the run is short)."""
     picks = [years[0], years[len(years) // 2], years[-1]]
     return sorted(set(picks))
+
+
+def _area(m: dict) -> str:
+    """`England`, or what the `England` rows are when only some LAs were simulated."""
+    las = (m.get("geography") or {}).get("las")
+    if las is None or las >= 150:
+        return "England"
+    return f"England rows: the sum of the {las} local authorities simulated"
 
 
 def _scope(m: dict, scenario: dict) -> str:
@@ -52,12 +66,12 @@ def _scope(m: dict, scenario: dict) -> str:
 
 def _level_cell(df: pd.DataFrame, metric: str, year: int, **where) -> str:
     r = row_of(df, metric, year, ENGLAND, **where)
-    return "" if r is None else est(r, metric).text.replace("90% interval ", "")
+    return "" if r is None else est(r, metric, short=True).text.replace("90% interval ", "")
 
 
 def _diff_cell(df: pd.DataFrame, metric: str, year: int) -> str:
     r = row_of(df, metric, year)
-    return "" if r is None else est(r, metric, signed=True, difference=True).text.replace("90% interval ", "")
+    return "" if r is None else est(r, metric, signed=True, difference=True, short=True).text.replace("90% interval ", "")
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -105,7 +119,7 @@ def run_brief(f: Folder) -> Brief:
         what=[sc.get("description", "").strip() or f"Scenario {name}.", "Scope: " + _scope(m, sc) + ".",
               "Uncertainty: " + str(m.get("uncertainty", "stochastic")) + "."],
         headlines=heads,
-        headline_note=f"England. {replication_note(m.get('replications'))}",
+        headline_note=f"{_area(m)}. {replication_note(m.get('replications'))}",
         sections=sections,
         provenance=provenance(f),
         warnings=list(m.get("warnings", [])),
@@ -145,6 +159,10 @@ def _cost_label(metric: str) -> str:
 def _first_year_section(f: Folder) -> Section | None:
     if not f.has("first_year_check.csv"):
         return None
+    if _area(f.manifest) != "England":
+        return Section("Model check").add(
+            "The first-year check against England's published figures is not shown: this run "
+            "simulated only some local authorities, so its England rows are not comparable.")
     t = f.table("first_year_check.csv")
     rows = []
     for r in t.itertuples():
@@ -237,9 +255,9 @@ def compare_brief(f: Folder) -> Brief:
                   f"in court and to cost, up to 31 March {last}?"),
         what=[f"A (the comparator): {la}. B (the change): {lb}.",
               "Scope: " + _scope(m, b["scenario"]) + ".",
-              str(m.get("crn_note", "")).capitalize() + "; " + str(m.get("effects", "")) + "."],
+              _sentence(f"{m.get('crn_note', '')}; {m.get('effects', '')}.")],
         headlines=heads,
-        headline_note=(f"England, B minus A. {replication_note(m.get('replications'))} Negative "
+        headline_note=(f"{_area(m)}; B minus A. {replication_note(m.get('replications'))} Negative "
                        "numbers are fewer children, or savings."),
         sections=[x for x in sections if x is not None],
         provenance=provenance(f),
@@ -287,9 +305,11 @@ def _output_words(name: str, definition: dict) -> tuple[str, str]:
     period = f"at 31 March {y1}" if kind_of_metric(metric) == "stock" and y0 == y1 else (
         f"in {fy(y0)}" if y0 == y1 else f"{fy(y0)} to {fy(y1)}, total")
     text = f"{label(metric)} {period}"
+    unit = definition.get("unit") or unit_of(metric)
     if definition.get("difference"):
         text = "Change in " + text[0].lower() + text[1:]
-    return text, definition.get("unit", unit_of(metric))
+        unit = "points" if unit == "percent" else unit
+    return text, unit
 
 
 def kind_of_metric(metric: str) -> str:
@@ -313,9 +333,13 @@ def _driver_sentence(rows: pd.DataFrame, method: str, words: str, noise: float |
     text += "."
     if method in ("sobol", "fast") and pd.notna(top[col]):
         text += f" A total-order index of {top[col]:.2f} means about {100 * min(max(top[col], 0), 1):.0f}% of the output's variance involves it."
-    if conf in r and (r[conf] > r[col].abs()).all():
-        text += (" Every index's confidence interval is wider than the index itself: the ranking "
-                 "is not yet reliable; rerun with more --samples.")
+    if conf in r and pd.notna(top[conf]):
+        wide = method != "morris" and top[conf] > 0.1  # the sweep's own warning threshold
+        overlap = len(r) > 1 and top[col] - top[conf] <= r.iloc[1][col] + r.iloc[1][conf]
+        if wide or overlap:
+            text += (" The leading indices' 95% confidence intervals "
+                     + ("overlap" if overlap else "are wider than ±0.1")
+                     + ": the ranking is not yet reliable; rerun with more --samples.")
     if noise is not None and pd.notna(noise):
         text += (f" Simulation noise is about {100 * min(noise, 1):.0f}% of the variance across "
                  "design points" + (" (more than the parameters explain: add replications or "
@@ -451,6 +475,13 @@ def _trial_value(x: float, unit: str) -> float:
     return 100 * x if unit == "percent" else x
 
 
+def _las_note(note) -> str:
+    if isinstance(note, dict):
+        text = (note.get("note") or "").strip()
+        return text + (f" (assumption {note['assumption']})" if note.get("assumption") else "")
+    return str(note or "").strip()
+
+
 def trial_brief(f: Folder) -> Brief:
     m = f.manifest
     t = f.table("trial.csv")
@@ -462,12 +493,11 @@ def trial_brief(f: Folder) -> Brief:
         sim = estimate(_trial_value(r.simulated, unit), _trial_value(r.simulated_p05, unit),
                        _trial_value(r.simulated_p95, unit), unit=shown_unit,
                        signed=r.arm == "difference", interval_name="5-95% range over re-runs")
-        pub = "" if pd.isna(r.published) else estimate(_trial_value(r.published, unit), unit=shown_unit,
-                                                       signed=r.arm == "difference").point_text
+        signed = r.arm == "difference"
+        pub = "" if pd.isna(r.published) else as_published(_trial_value(r.published, unit), shown_unit, signed)
         if pub and pd.notna(r.published_low):
-            lo = estimate(_trial_value(r.published_low, unit), _trial_value(r.published_low, unit),
-                          _trial_value(r.published_high, unit), unit=shown_unit, signed=True)
-            pub += f" (interval {lo.interval_text})"
+            pub += (f" (interval {as_published(_trial_value(r.published_low, unit), 'number', signed)} to "
+                    f"{as_published(_trial_value(r.published_high, unit), 'number', signed)})")
         check = "" if pd.isna(r.check) else ("pass" if r.check == "pass" else "**FAIL**")
         rows.append([f"{r.arm}: {words}", f"{sim.point_text} ({sim.interval_text})", pub, check,
                      "" if pd.isna(r.sources) else str(r.sources)])
@@ -499,7 +529,7 @@ def trial_brief(f: Folder) -> Brief:
         title=f"Virtual trial: {spec.get('name')}",
         question=(f"Does the model reproduce the published trial ({spec.get('description', '')}) when "
                   "the trial is re-run inside it?"),
-        what=[spec.get("description", ""), str(spec.get("las_note", "")).strip()[:600]],
+        what=[spec.get("description", ""), _las_note(spec.get("las_note"))],
         headlines=heads,
         headline_note="Simulated arms and differences against the published figures; the range is "
                       "the 5th to 95th percentile of re-runs of a trial of the published size.",
@@ -527,14 +557,16 @@ def calibration_brief(f: Folder) -> Brief:
     summary = {"checks": m["checks"], "la_statistics": m["la_statistics"]} if "checks" in m else \
         fit_checks(fit, years, years[1])
     c = summary["checks"]
+    passed = estimate(c["passed"], unit="number")
     heads = [Headline(f"National targets within their limit, {fy(years[0])} to {fy(years[1])}",
-                      estimate(c["passed"], unit="number"), "fit.csv", "checks", f"{years[0]}-{years[1]}",
-                      ENGLAND)]
+                      replace(passed, point_text=f"{c['passed']} of {c['total']}"), "fit.csv",
+                      "checks", f"{years[0]}-{years[1]}", ENGLAND)]
     for r in summary["la_statistics"]["rows"]:
-        heads.append(Headline(f"{label(r['metric'])}, {r['year']}: correlation across {r['las']} LAs",
-                              estimate(round(r["correlation"], 2), unit="number"), "fit.csv",
-                              r["metric"], r["year"], "LAs"))
-    heads[0].estimate = estimate(c["passed"], unit="number")
+        corr = estimate(r["correlation"], unit="number")
+        heads.append(Headline(
+            f"{label(r['metric'])}, {r['year']}: correlation of simulated with published across "
+            f"{r['las']} LAs (median absolute error {100 * r['median_abs_rel_error']:.0f}%)",
+            replace(corr, point_text=f"{r['correlation']:.3f}"), "fit.csv", r["metric"], r["year"], "LAs"))
     checks = national_checks(fit, years)
     failing = checks[~checks.passes].sort_values(["metric", "year"])
     rows = []
