@@ -151,8 +151,9 @@ def check_common(p: Parsed, folder: Path) -> None:
         assert h["text"].split(":")[0] in p.markdown, h["text"]
         assert h["estimate"] in p.markdown
     assert "Methods" in p.sections and "Provenance" in p.sections
-    for item in ("1 Objectives", "2 Logic", "3 Data", "4 Experimentation", "5 Implementation",
-                 "6 Code access"):
+    for item in ("1.1 Purpose", "1.3 Experimentation aims", "2.2 Base model logic",
+                 "2.5 Components", "3.4 Assumptions", "4.1 Initialisation", "4.3 Estimation approach",
+                 "5.2 Random sampling", "6 Code access"):
         assert item in p.html, item
     assert "\u2212" in p.html or MINUS not in p.html  # typographic minus, where any
 

@@ -295,65 +295,99 @@ def calibration_section(cal: dict | None, title: str = "Calibration") -> Section
     return s
 
 
+AIMS = {
+    "run": "project the scenario's stocks, flows and costs, with their uncertainty",
+    "compare": "estimate the difference a change makes, paired with common random numbers",
+    "sweep": "find which uncertain parameters drive the result (global sensitivity analysis)",
+    "trial": "check that the model reproduces a published randomised trial",
+    "calibration": "fit the baseline's uncertain parameters to published figures",
+    "backtest": "test the calibrated model's projections against figures it was not fitted to",
+}
+
+
 def _stress_rows(m: dict, kind: str, scenario: dict | None) -> list[list[str]]:
+    """The STRESS-DES items (Monks et al. 2019), each answered for this output."""
     sc = scenario or {}
     states = sorted((sc.get("pathway") or {}).keys())
-    years = sc.get("years")
-    start = sc.get("start")
     reps = m.get("replications")
-    cal = m.get("calibration") or (m.get("scenarios", {}).get("A", {}) or {}).get("calibration")
-    aims = {
-        "run": "project the scenario's stocks, flows and costs, with their uncertainty",
-        "compare": "estimate the difference a change makes, paired with common random numbers",
-        "sweep": "find which uncertain parameters drive the result (global sensitivity analysis)",
-        "trial": "check that the model reproduces a published randomised trial",
-        "calibration": "fit the baseline's uncertain parameters to published figures",
-        "backtest": "test the calibrated model's projections against figures it was not fitted to",
-    }[kind]
-    rows = [
-        ["1 Objectives", "Purpose: simulate children's journeys through English children's social "
-         "care and the family courts, to project demand and cost and to test policy changes. "
-         f"This output's aim: {aims}. Outputs: stocks at 31 March, flows and costs per financial "
-         "year, by local authority, region and England (metric definitions in the README)."],
-        ["2 Logic", "Discrete-event simulation (SimPy). Entities are children, in sibling "
-         "groups; each child moves between states of the pathway "
-         f"({', '.join(s.replace('_', ' ') for s in states) or 'see the scenario'}) after a "
-         "sampled time in each, with competing exits by probability. Resources: court capacity "
-         "(cases in progress, queueing when full) and placement supply by type; interventions "
-         "act as hazard ratios on named transitions, with onset and waning. Diagram: the README's "
-         "pathway chart (caresim pathway)."],
-        ["3 Data", "Starting state and LA inputs: DfE local-authority tables for 31 March of the "
-         "start year (calibration/la_inputs_<year>.csv); transition rates and durations from "
-         "published DfE, Cafcass and MoJ figures, each value with its source id "
-         "(calibration/published_figures.csv) or a named assumption with a range; fitted values "
-         "from the calibration below. The assumptions table lists what this output changes."],
-        ["4 Experimentation", (f"Start {start}, {years} years; " if start else "") +
-         "initialised from the published stock at the start (no warm-up: the children in care, "
-         "on plans and in proceedings at 31 March are created with their published "
-         f"characteristics). {reps if reps else 'The stated number of'} replications"
-         + (f" at {m.get('scale'):g} of children (counts scaled back up)" if m.get("scale") else "")
+    cal = m.get("calibration") or ((m.get("scenarios") or {}).get("A") or {}).get("calibration")
+    interventions = sorted((sc.get("interventions") or {}).keys())
+    scale = m.get("scale")
+    both = "parameter and stochastic" in str(m.get("uncertainty", ""))
+    return [
+        ["1.1 Purpose of the model", "Simulate children's journeys through English children's "
+         "social care and the family courts, to project demand and cost and to test policy "
+         "changes before they are made."],
+        ["1.2 Model outputs", "Stocks at 31 March, flows and costs per financial year ending 31 "
+         "March, by local authority, region and England (definitions in the README's metric "
+         "table); the tables and figures named in this brief."],
+        ["1.3 Experimentation aims", f"This output's aim: {AIMS[kind]}."],
+        ["2.1 Base model overview diagram", "The pathway chart in the README (`caresim pathway "
+         "SCENARIO.yaml` draws it for any scenario)."],
+        ["2.2 Base model logic", "Each child moves between the states of the pathway ("
+         + (", ".join(x.replace("_", " ") for x in states) or "see the scenario") + ") after a "
+         "time drawn from the state's duration distribution, leaving by competing exits with "
+         "the state's probabilities; siblings move together."],
+        ["2.3 Scenario logic", ("Interventions: " + ", ".join(interventions) + ", each a set of "
+                                "hazard ratios on named transitions for the families that take "
+                                "it up, with onset, waning, costs, places and rollout. "
+                                if interventions else "No interventions. ")
+         + "What the scenario changes is listed in the assumptions table."],
+        ["2.4 Algorithms", "Time-varying hazards are drawn exactly by inverting the piecewise "
+         "cumulative hazard; durations from exponential, gamma, Weibull, lognormal or piecewise "
+         "distributions; costs accrue per day in a state."],
+        ["2.5 Components", "Entities: children in sibling groups. Activities: assessment, plans, "
+         "pre-proceedings, proceedings, placements. Resources: court capacity (cases in progress) "
+         "and placement supply by type and region; intervention places. Queues: first come, "
+         "first served for court and places. Entry: referrals from each LA's published volume "
+         "and unaccompanied asylum-seeking arrivals; exit: closure, orders, adoption, 18th "
+         "birthday."],
+        ["3.1 Data sources", "DfE children in need and children looked after statistics (LA "
+         "tables), Cafcass and MoJ family court statistics, and published evaluations; each "
+         "value names its source id in calibration/published_figures.csv."],
+        ["3.2 Pre-processing", "LA inputs are built from the DfE tables for 31 March of the start "
+         "year (calibration/la_inputs_<year>.csv); suppressed cells are read as missing, never "
+         "zero, and imputed by stated rules (calibration/la_inputs_2024.columns.md); targets "
+         "keep their source and tolerance (calibration/targets.md)."],
+        ["3.3 Input parameters", "Every parameter with its value, source and range: "
+         "docs/parameters.md; fitted values and their 95% intervals from the calibration"
+         + (f" (`{cal['command']}`)" if cal and cal.get("command") else "") + "."],
+        ["3.4 Assumptions", "Named assumptions with ranges where nothing is published; those this "
+         "output depends on beyond the calibrated baseline are in the assumptions table."],
+        ["4.1 Initialisation", "No warm-up: the simulation starts from the published stock at 31 "
+         "March (children in need, on plans, in proceedings and in care, with their published "
+         "characteristics)" + (f", starting {sc.get('start')}" if sc.get("start") else "") + "."],
+        ["4.2 Run length", f"{sc.get('years')} years." if sc.get("years") else "As stated above."],
+        ["4.3 Estimation approach", (f"{reps} replications" if reps else "Replications")
+         + (f" at {scale:g} of children, counts and costs scaled back up" if scale else "")
          + "; intervals are the 5th to 95th percentiles across replications"
-         + (" (and parameter draws)" if "parameter and stochastic" in str(m.get("uncertainty", "")) else "")
-         + "."],
-        ["5 Implementation", f"caresim {m.get('caresim_version', '?')} (Python "
-         f"{m.get('python', '?')}; SimPy, NumPy, pandas, SALib). Random numbers: one NumPy "
-         "generator per replication, LA and purpose, spawned from the root seed "
-         f"{m.get('seed', '?')}, so results are identical whatever the number of processes "
-         f"({m.get('jobs', 1)} used). Wall time {m.get('wall_seconds', '?')} s."],
-        ["6 Code access", "The caresim repository (README: quick start, `make run`, `make test`). "
-         "Every figure in this brief is regenerated by the command in the footer from the "
-         "scenario files listed there."],
+         + (", each drawing the fitted parameters" if both else "") + "."],
+        ["5.1 Software", f"caresim {m.get('caresim_version', '?')}, Python {m.get('python', '')}, "
+         "SimPy, NumPy, pandas, SciPy, SALib."],
+        ["5.2 Random sampling", "One NumPy generator per replication, local authority and purpose, "
+         f"spawned from the root seed {m.get('seed', '?')}; the same seed gives the same results "
+         "whatever the number of processes."],
+        ["5.3 Model execution", f"{m.get('jobs', 1)} worker process(es); wall time "
+         f"{m.get('wall_seconds', '?')} s."],
+        ["5.4 System specification", "Not recorded in the manifest; caresim's benchmarks "
+         "(benchmarks/) state the 2-core machine they were measured on."],
+        ["6 Code access", "The caresim repository (README: quick start, `make run`, `make test`); "
+         "the footer gives the command that regenerates this output."],
     ]
-    if cal and cal.get("command"):
-        rows[2][1] += f" Calibration: `{cal['command']}`."
-    return rows
 
 
 def methods_section(m: dict, kind: str, scenario: dict | None) -> Section:
     return Section("Methods").add(
         "Reported against the STRESS-DES checklist for discrete-event simulation (Monks et al. "
-        "2019): objectives, logic, data, experimentation, implementation, code access.",
+        "2019): 1 objectives, 2 logic, 3 data, 4 experimentation, 5 implementation, 6 code access.",
         Table(["STRESS-DES item", "this output"], _stress_rows(m, kind, scenario)))
+
+
+def closing_sections(m: dict, kind: str, scenario: dict, who: str) -> list[Section]:
+    """Assumptions, calibration and methods: the last sections of a run, sweep or trial brief."""
+    return [Section("Assumptions").add(*assumptions_table(m.get("assumptions"), who)),
+            calibration_section(m.get("calibration")),
+            methods_section(m, kind, scenario)]
 
 
 def command_for(folder: Folder) -> str:

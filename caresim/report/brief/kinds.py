@@ -13,6 +13,7 @@ from caresim.report.brief.common import (
     Folder,
     assumptions_table,
     calibration_section,
+    closing_sections,
     est,
     fy,
     label,
@@ -108,9 +109,7 @@ def run_brief(f: Folder) -> Brief:
                 f"in the financial year ending 31 March; costs at {price} prices.",
         numeric=frozenset(range(1, len(shown) + 1))))
     sections = [projection, _cost_section(s, years, price, None), _first_year_section(f),
-                Section("Assumptions").add(*assumptions_table(m.get("assumptions"), f"scenario {name}")),
-                calibration_section(m.get("calibration")),
-                methods_section(m, "run", sc)]
+                *closing_sections(m, "run", sc, f"scenario {name}")]
     return Brief(
         kind="run",
         title=f"{name}: projection to 31 March {last}",
@@ -207,7 +206,7 @@ def compare_brief(f: Folder) -> Brief:
               [[f"{label(mm)} {when(mm, last)}", _level_cell(s, mm, last, scenario=la),
                 _level_cell(s, mm, last, scenario=lb), _diff_cell(d, mm, last)]
                for mm in TABLE_METRICS if row_of(d, mm, last) is not None],
-              caption=f"England, mean (90% interval). The difference is paired: B minus A in each "
+              caption=f"{_area(m)}; mean (90% interval). The difference is paired: B minus A in each "
                       "replication (same children and random numbers), then summarised, so its "
                       "interval is narrower than the two scenarios' intervals suggest.",
               numeric=frozenset({1, 2, 3})))
@@ -396,9 +395,7 @@ def sweep_brief(f: Folder) -> Brief:
            f"({base['path']}), paired with common random numbers; sampled values that exist in "
            "the baseline too are applied to both. " if base else "")
         + str(m.get("effects_note", "")) + ".")
-    sections = [sens, params, design,
-                Section("Assumptions").add(*assumptions_table(m.get("assumptions"), f"scenario {sc.get('name')}")),
-                calibration_section(m.get("calibration")), methods_section(m, "sweep", sc)]
+    sections = [sens, params, design, *closing_sections(m, "sweep", sc, f"scenario {sc.get('name')}")]
     return Brief(
         kind="sweep",
         title=f"What drives the results of {sc.get('name', 'the scenario')}: {method} sensitivity analysis",
@@ -521,9 +518,7 @@ def trial_brief(f: Folder) -> Brief:
         Table(["arm and outcome", "simulated (5-95% range over re-runs)", "published", "check", "sources"],
               rows, numeric=frozenset({1, 2})))
     sc = m.get("scenario", {})
-    sections = [results, design,
-                Section("Assumptions").add(*assumptions_table(m.get("assumptions"), f"the trial's scenario")),
-                calibration_section(m.get("calibration")), methods_section(m, "trial", sc)]
+    sections = [results, design, *closing_sections(m, "trial", sc, "the trial's scenario")]
     return Brief(
         kind="trial",
         title=f"Virtual trial: {spec.get('name')}",
@@ -588,16 +583,20 @@ def calibration_brief(f: Folder) -> Brief:
               caption=f"National targets outside their limit ({len(rows)}); shares and durations in "
                       "points and weeks, others relative.", numeric=frozenset({2, 3, 4, 5})))
     la = summary["la_statistics"]
-    la_sec = Section("Local authorities").add(
-        f.figure("figures/fit_local_authorities.png",
-                 "Scatter plots, log scales, of published against simulated values for each LA: "
-                 + "; ".join(f"{r['metric']} correlation {r['correlation']:.2f}, median absolute error "
-                             f"{100 * r['median_abs_rel_error']:.0f}%" for r in la["rows"]) + ".",
-                 f"Each local authority, {la['year']}: published against simulated."),
-        Table(["measure", "LAs", "correlation", "median absolute error"],
-              [[label(r["metric"]), str(r["las"]), f"{r['correlation']:.2f}",
-                f"{100 * r['median_abs_rel_error']:.0f}%"] for r in la["rows"]],
-              numeric=frozenset({1, 2, 3})))
+    la_sec = Section("Local authorities")
+    if not la["rows"]:
+        la_sec.add("No local-authority targets were fitted or checked in this configuration.")
+    else:
+        la_sec.add(
+            f.figure("figures/fit_local_authorities.png",
+                     "Scatter plots, log scales, of published against simulated values for each LA: "
+                     + "; ".join(f"{r['metric']} correlation {r['correlation']:.2f}, median absolute "
+                                 f"error {100 * r['median_abs_rel_error']:.0f}%" for r in la["rows"]) + ".",
+                     f"Each local authority, {la['year']}: published against simulated."),
+            Table(["measure", "LAs", "correlation", "median absolute error"],
+                  [[label(r["metric"]), str(r["las"]), f"{r['correlation']:.2f}",
+                    f"{100 * r['median_abs_rel_error']:.0f}%"] for r in la["rows"]],
+                  numeric=frozenset({1, 2, 3})))
     params = m.get("parameters", [])
     par_sec = Section("Fitted parameters").add(Table(
         ["parameter", "path", "prior", "fitted", "95% interval", "at bound"],
