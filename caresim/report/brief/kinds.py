@@ -57,9 +57,8 @@ def _area(m: dict) -> str:
 
 
 def _scope(m: dict, scenario: dict) -> str:
-    geo = m.get("geography") or {}
-    las = geo.get("las")
-    where = "England" if las is None or las >= 150 else f"{las} local authorities of England"
+    las = (m.get("geography") or {}).get("las")
+    where = "England" if _area(m) == "England" else f"{las} local authorities of England"
     return (f"{where}, from {scenario.get('start')} for {scenario.get('years')} years; "
             f"{m.get('replications')} replications at {m.get('scale'):g} of children "
             "(counts and costs scaled back up)")
@@ -126,27 +125,22 @@ def run_brief(f: Folder) -> Brief:
 
 
 def _cost_section(s: pd.DataFrame, years: list[int], price: str, d: pd.DataFrame | None) -> Section:
-    sec = Section("Costs")
+    """Cost components in the first, middle and last year: levels (a run) or the paired
+    difference B minus A (a comparison, `d`)."""
     shown = _years_shown(years)
-    metrics = [c for c in COST_METRICS if row_of(s, c, years[-1]) is not None]
-    intervention = sorted({x for x in s["metric"].unique()
-                           if x.startswith("cost.intervention.") and not x.endswith(".discounted")})
-    metrics[2:2] = intervention
-    if d is None:
-        sec.add(Table(["cost", *map(fy, shown)],
-                      [[_cost_label(c),
-                        *[_level_cell(s, c, y) for y in shown]] for c in metrics],
-                      caption=f"England, mean (90% interval), {price} prices, not discounted.",
-                      numeric=frozenset(range(1, len(shown) + 1))))
-        return sec
-    dm = [c for c in [*COST_METRICS, *intervention] if row_of(d, c, years[-1]) is not None]
-    sec.add(Table(["cost, B minus A", *map(fy, shown)],
-                  [[_cost_label(c),
-                    *[_diff_cell(d, c, y) for y in shown]] for c in dm],
-                  caption=f"England, paired difference, mean (90% interval), {price} prices, not "
-                          "discounted. A negative total is a saving.",
-                  numeric=frozenset(range(1, len(shown) + 1))))
-    return sec
+    table = s if d is None else d
+    named = sorted({x for x in s["metric"].unique()
+                    if x.startswith("cost.intervention.") and not x.endswith(".discounted")})
+    order = [*COST_METRICS[:2], *named, *COST_METRICS[2:]]
+    metrics = [c for c in order if row_of(table, c, years[-1]) is not None]
+    cell = _level_cell if d is None else _diff_cell
+    caption = ("England, mean (90% interval), {price} prices, not discounted." if d is None else
+               "England, paired difference B minus A, mean (90% interval), {price} prices, not "
+               "discounted. A negative total is a saving.")
+    return Section("Costs").add(Table(
+        ["cost" if d is None else "cost, B minus A", *map(fy, shown)],
+        [[_cost_label(c), *[cell(table, c, y) for y in shown]] for c in metrics],
+        caption=caption.format(price=price), numeric=frozenset(range(1, len(shown) + 1))))
 
 
 def _cost_label(metric: str) -> str:
