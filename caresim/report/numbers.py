@@ -9,9 +9,8 @@ The rule (used by the policy brief, `caresim report`):
   figures, however narrow its interval, and an estimate with no interval (width 0, or a
   single replication) shows three.
 - Counts (children, referrals, plans...) are whole numbers; percentages and weeks keep at
-  most one decimal; money is shown in pounds, thousands, millions or billions of pounds,
-  with millions or billions when the largest of the three numbers
-  reaches one.
+  most one decimal; money is shown in pounds, millions or billions of pounds, on the point
+  estimate's scale (`£978 million (90% interval £955 million to £1,010 million)`).
 - Differences carry their sign (+ or the true minus sign, U+2212); a difference rounded to
   zero is shown as 0.
 
@@ -160,8 +159,9 @@ def estimate(point: float, low: float | None = None, high: float | None = None, 
     lo = None if low is None else _round(low, step)
     hi = None if high is None else _round(high, step)
     if kind == "money":
-        largest = max(abs(v) for v in (p, lo, hi) if v is not None)
-        scale = _money_scale(max(largest, step))
+        # the point estimate's scale, so `£978m (£955m to £1,010m)`, not `£0.978bn (...)`
+        size = abs(p) if p else max(abs(v) for v in (p, lo, hi) if v is not None)
+        scale = _money_scale(max(size, step))
         texts = [None if v is None else _money(v, step, signed, scale, short) for v in (p, lo, hi)]
     else:
         texts = [None if v is None else _plain(v, step, signed) for v in (p, lo, hi)]
