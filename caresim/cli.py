@@ -70,7 +70,7 @@ def run(
         _fail(exc)
         return
     _print_first_year(outcome.first_year)
-    out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+    _outputs_written(outcome.folder)
 
 
 @app.command()
@@ -105,7 +105,7 @@ def compare(
     _print_difference(outcome, "care_starts")
     for w in outcome.manifest.get("warnings", []):
         err.print(f"[bold yellow]warning:[/] {w}", markup=True, highlight=False, soft_wrap=True)
-    out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+    _outputs_written(outcome.folder)
 
 
 @app.command()
@@ -181,7 +181,7 @@ def sweep(
     err.print(outcome.counts.line(), highlight=False, markup=False)
     for w in outcome.warnings:
         err.print(f"[bold yellow]warning:[/] {escape(w)}", markup=True, highlight=False, soft_wrap=True)
-    out.print(f"outputs written to [bold]{escape(str(outcome.folder))}[/]", highlight=False)
+    _outputs_written(outcome.folder)
 
 
 class _RateColumn(ProgressColumn):
@@ -248,7 +248,7 @@ def trial(
         table.add_row(r.outcome, r.arm, fmt(r.simulated),
                       f"{fmt(r.simulated_p05)} to {fmt(r.simulated_p95)}", pub, r.check)
     out.print(table)
-    out.print(f"outputs written to [bold]{outcome.folder}[/]", highlight=False)
+    _outputs_written(outcome.folder)
 
 
 def _print_difference(outcome, metric: str) -> None:
@@ -295,6 +295,20 @@ def _print_first_year(df) -> None:
     out.print(table)
 
 
+def _outputs_written(folder: Path) -> None:
+    """Say where the outputs are, and write their policy brief (DESIGN's output contract:
+    every output folder has its brief; `caresim report` rewrites it)."""
+    from caresim.report.brief import write_brief
+
+    out.print(f"outputs written to [bold]{escape(str(folder))}[/]", highlight=False)
+    try:
+        paths = write_brief(folder)
+    except CaresimError as exc:
+        _fail(exc)
+        return
+    out.print(f"brief: [bold]{escape(str(paths[0]))}[/] (and brief.md)", highlight=False)
+
+
 @app.command()
 def report(
     out_dir: Path = typer.Argument(..., metavar="OUTDIR", help="an output folder of run, compare, sweep, trial, calibrate or backtest"),
@@ -331,7 +345,7 @@ def calibrate(
         _fail(exc)
         return
     out.print((folder / "fit_summary.md").read_text(), highlight=False, markup=False)
-    out.print(f"report written to [bold]{folder}[/]", highlight=False)
+    _outputs_written(folder)
 
 
 @app.command()
@@ -356,7 +370,7 @@ def backtest(
         _fail(exc)
         return
     out.print((folder / "fit_summary.md").read_text(), highlight=False, markup=False)
-    out.print(f"report written to [bold]{folder}[/]", highlight=False)
+    _outputs_written(folder)
 
 
 def _say(message: str) -> None:

@@ -110,6 +110,9 @@ def folders(tmp_path_factory):
     r = runner.invoke(app, ["compare", str(d / "base.yaml"), str(d / "fgc.yaml"), "--out",
                             str(d / "compare"), *common])
     assert r.exit_code == 0, r.output
+    # every command writes its folder's brief when it finishes (DESIGN's output contract)
+    for kind in ("run", "compare"):
+        assert (d / kind / "brief.html").stat().st_size > 100_000 and (d / kind / "brief.md").is_file()
     return d
 
 
