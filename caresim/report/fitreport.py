@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from caresim.report.numbers import as_published, number  # noqa: E402
+
 CHECK_LIMIT = {"stock": 0.05, "flow": 0.07, "share": 3.0, "duration": 4.0}
 LA_METRICS = ("looked_after", "child_in_need", "cpp_starts")
 
@@ -143,7 +145,7 @@ def summary_markdown(fit: pd.DataFrame, params: pd.DataFrame | None, check_years
     for r in checks.sort_values(["metric", "year"]).itertuples():
         err = f"{r.rel_error:+.1%}" if r.kind in ("stock", "flow") else f"{r.error:+.1f}"
         lim = f"{r.limit:.0%}" if r.kind in ("stock", "flow") else f"{r.limit:.1f}"
-        lines.append(f"| {r.metric} | {r.year} | {r.published:,.4g} | {r.simulated:,.4g} | {err} | "
+        lines.append(f"| {r.metric} | {r.year} | {as_published(r.published)} | {number(r.simulated)} | {err} | "
                      f"{lim} | {'yes' if r.passes else '**no**'} |")
     lines += ["", f"## Local authorities, {la_year}", "",
               "| metric | LAs | correlation | median abs. relative error |", "|---|---|---|---|"]
