@@ -139,6 +139,7 @@ def test_run_brief_headlines_equal_summary_and_lists_assumptions(folders, browse
     assert any("0.21 to 0.72" in r[3] for r in rows)  # the FGC effect's interval is its range
     assert m["scenario_hash"][:16] in p.footer["scenario"]
     assert "fitted" in p.footer["calibration vintage"]
+    assert f"{m['platform']}, {m['cpus']} CPUs" in p.html  # STRESS-DES 5.4
     checks = m["calibration"]["checks"]  # the calibration behind the run states its fit
     assert f"{checks['passed']} of {checks['total']}" in p.html
     in_chromium(browser, folder / "brief.html", "brief_run")

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
-import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ import caresim
 from caresim.errors import CaresimError
 from caresim.report.fancharts import difference_chart, overlay_fan_charts
 from caresim.results.metrics import RATIO_METRICS, metric_info
-from caresim.results.store import OutputFolder, write_manifest, write_parquet
+from caresim.results.store import OutputFolder, runtime_manifest, write_manifest, write_parquet
 from caresim.results.summary import ENGLAND, write_csv, summarise
 from caresim.runner.pipeline import (
     CALIBRATION_VINTAGE,
@@ -334,7 +333,7 @@ def run_compare(
                 "A": [{"replication": r.replication, **r.stats} for r in run_a.results],
                 "B": [{"replication": r.replication, **r.stats} for r in run_b.results],
             },
-            "python": platform.python_version(),
+            **runtime_manifest(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
         }
         write_manifest(folder.path, manifest)

@@ -42,7 +42,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -71,7 +70,7 @@ from caresim.analysis.sensitivity import (
     tornado_design,
 )
 from caresim.errors import CaresimError
-from caresim.results.store import write_manifest, write_parquet
+from caresim.results.store import runtime_manifest, write_manifest, write_parquet
 from caresim.results.summary import write_csv
 from caresim.runner.executors import Backend, open_backend
 
@@ -567,7 +566,7 @@ def run_sweep(
         "wall_seconds": round(wall, 3),
         "runs_per_minute": round(run_counts.runs_per_minute, 3) if state["new"] else None,
         "started": started,
-        "python": platform.python_version(),
+        **runtime_manifest(),
         "salib_version": _salib_version(),
         **(manifest_extra or {}),
     }

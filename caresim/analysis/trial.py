@@ -34,7 +34,7 @@ import pandas as pd
 import caresim
 from caresim.engine.simulation import TrialArms
 from caresim.errors import CaresimError
-from caresim.results.store import OutputFolder, write_manifest
+from caresim.results.store import OutputFolder, runtime_manifest, write_manifest
 from caresim.results.summary import write_csv
 from caresim.runner.pipeline import load_inputs, scenario_manifest
 from caresim.runner.replications import run_replications
@@ -210,6 +210,7 @@ def run_trial(trial_path: Path, out: Path | None = None, replications: int | Non
             "checks": {"failed": int((table["check"] == "FAIL").sum()),
                        "passed": int((table["check"] == "pass").sum())},
             "wall_seconds": round(wall, 3),
+            **runtime_manifest(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
         }
         write_manifest(folder.path, manifest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -23,6 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from caresim.errors import CaresimError
+
+
+def runtime_manifest() -> dict:
+    """Where a command ran, for its manifest (STRESS-DES 5.4, system specification)."""
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count()}
 
 
 def _safe_name(name: str) -> str:

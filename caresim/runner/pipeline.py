@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import platform
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import caresim
 from caresim.errors import CaresimError
 from caresim.report.fancharts import fan_charts
 from caresim.results.firstyear import first_year_check
-from caresim.results.store import OutputFolder, write_manifest, write_parquet
+from caresim.results.store import OutputFolder, runtime_manifest, write_manifest, write_parquet
 from caresim.results.summary import add_geographies, add_ratios, summarise, write_csv
 from caresim.runner.replications import ReplicationResult, run_replications
 from caresim.scenario.differences import differences_from_baseline
@@ -281,7 +280,7 @@ def run_scenario(
                             "stochastic only (parameters fixed at the scenario's values)"),
             "wall_seconds": round(run.wall_seconds, 3),
             "replication_stats": [{"replication": r.replication, **r.stats} for r in results],
-            "python": platform.python_version(),
+            **runtime_manifest(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
         }
         write_manifest(folder.path, manifest)

@@ -369,8 +369,8 @@ def _stress_rows(m: dict, kind: str, scenario: dict | None) -> list[list[str]]:
          "whatever the number of processes."],
         ["5.3 Model execution", f"{m.get('jobs', 1)} worker process(es); wall time "
          f"{m.get('wall_seconds', '?')} s."],
-        ["5.4 System specification", "Not recorded in the manifest; caresim's benchmarks "
-         "(benchmarks/) state the 2-core machine they were measured on."],
+        ["5.4 System specification", (f"{m['platform']}, {m.get('cpus')} CPUs."
+                                      if m.get("platform") else "Not recorded in this manifest.")],
         ["6 Code access", "The caresim repository (README: quick start, `make run`, `make test`); "
          "the footer gives the command that regenerates this output."],
     ]
