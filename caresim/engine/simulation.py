@@ -213,11 +213,20 @@ class Simulation:
         if a.referrals.use_published:
             h = history[history.metric == "referrals"].pivot_table(
                 index="year", columns="geography", values="value", aggfunc="first")
+            h = h.reindex(columns=list(self.las.codes))
+            start = self.las.column(a.referrals.column)
             for y in h.index:
-                if first <= y < first + self.sc.years and set(self.las.codes) <= set(h.columns):
-                    row = h.loc[y, self.las.codes].to_numpy(float)
-                    if np.isfinite(row).all():
-                        self.referrals_by_year[int(y) - first] = row
+                if not first <= y < first + self.sc.years:
+                    continue
+                row = h.loc[y].to_numpy(float)
+                ok = np.isfinite(row)
+                # LAs without a published figure that year (successor LAs of a boundary
+                # change, suppressed figures): their start-year referrals, moved with the
+                # published LAs' total
+                if not ok.any() or start[ok].sum() <= 0:
+                    continue
+                trend = row[ok].sum() / start[ok].sum()
+                self.referrals_by_year[int(y) - first] = np.where(ok, row, start * trend)
         if a.uasc.use_published:
             h = history[(history.metric == "care_starts.uasc") & (history.geography == "England")]
             for y, v in zip(h.year, h.value):
