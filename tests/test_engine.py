@@ -137,3 +137,19 @@ def test_published_referrals_cover_las_missing_that_year(tiny, la_inputs):
     sim = Simulation(sc, la_inputs, seed=1, replication=0, scale=0.05, history=history)
     np.testing.assert_allclose(sim.referrals_by_year[0], 2.0 * start)
     assert 1 not in sim.referrals_by_year  # no published year: the start year's referrals
+
+
+def test_prior_cpp_share_makes_plans_of_new_children_subsequent(tiny, la_inputs):
+    from caresim.scenario.model import ProbParam
+
+    def share(p):
+        a = tiny.scenario.arrivals
+        sc = tiny.scenario.model_copy(update={"arrivals": a.model_copy(
+            update={"prior_cpp": ProbParam(value=p, assumption="test")})})
+        rec, _ = _run(sc, la_inputs)
+        tot = rec[rec.metric == "cpp_starts"].value.sum()
+        return rec[rec.metric == "cpp_starts.subsequent"].value.sum() / tot
+
+    none, half, every = share(0.0), share(0.5), share(1.0)
+    assert none < half < every
+    assert every > 0.9  # all but children whose first plan follows care at the start

@@ -270,6 +270,7 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
             continue
         if state in ("returned_home", "special_guardianship", "child_arrangements"):
             sim.kids.prior_care[idx] = True
+        sim.prior_history(idx)
         if state == "closed":
             sim.kids.t_closed[idx] = 0.0
         b.start(idx, b.elapsed(idx))

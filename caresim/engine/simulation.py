@@ -418,6 +418,7 @@ class Simulation:
             age = sample_bands(g.random(la_c.size), a.age_at_referral)
             idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR, fsize)
             self.kids.state[idx] = NEW
+            self.prior_history(idx)
             self._enter(idx, t_c, np.full(idx.size, S["referral"], np.int8),
                         np.full(idx.size, -1, np.int8))
         u = a.uasc
@@ -436,6 +437,16 @@ class Simulation:
             self.rec.flow("care_starts.uasc", t_c, la_c)
             self._enter(idx, t_c, np.full(idx.size, S["looked_after"], np.int8),
                         np.full(idx.size, LEGAL_INDEX["s20"], np.int8))
+
+    def prior_history(self, idx: np.ndarray) -> None:
+        """Children new to the model: a share had a child protection plan before (one
+        draw per family)."""
+        p = self.sc.arrivals.prior_cpp
+        if p is None or p.value <= 0 or idx.size == 0:
+            return
+        fam = self.kids.fam[idx]
+        u = self._u("prior_cpp", fam, np.zeros(idx.size, np.uint32))
+        self.kids.prior_cpp[idx] |= u < p.value
 
     # -- transitions ----------------------------------------------------------------------
     def _transition(self, idx: np.ndarray) -> None:
