@@ -220,3 +220,19 @@ def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs
     r = CliRunner().invoke(app, ["backtest", "--train-until", "2024", "--config",
                                  str(tmp_path / "config.yaml"), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--train-until" in r.output
+
+
+def test_unpublished_uasc_arrivals_only_in_fitting_runs(tiny, la_inputs, history):
+    from caresim.analysis.calibrate import UnpublishedUasc
+
+    base = {k: v for k, v in tiny.resolved.items() if k != "data"}
+    regions = LocalAuthorities.from_inputs(la_inputs, Geography()).regions
+    theta = np.array([TRUE[p.path] for p in PARAMS])
+    plain = Problem(base=base, la_inputs=la_inputs, history=history, targets=pd.DataFrame(),
+                    config=_config(), regions=regions)
+    assert plain.scenario(theta).arrivals.uasc.per_year == tiny.scenario.arrivals.uasc.per_year
+    cfg = _config(uasc_unpublished=UnpublishedUasc(per_year=1234.0, sources=["R040"]))
+    prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=pd.DataFrame(),
+                   config=cfg, regions=regions)
+    assert prob.scenario(theta).arrivals.uasc.per_year == 1234.0
+    assert base["arrivals"]["uasc"]["per_year"] == tiny.scenario.arrivals.uasc.per_year

@@ -119,3 +119,37 @@ def test_scale_scales_counts_back_up(tiny, la_inputs):
     start = rec[(rec.metric == "looked_after") & (rec.year == 2024)].value.sum()
     # stochastic rounding per LA and group: counts are right to within a few children / scale
     assert abs(start - published) <= 4 * np.sqrt(published / 0.1) + 4 / 0.1
+
+
+def test_published_referrals_cover_las_missing_that_year(tiny, la_inputs):
+    """An LA without a published figure in a year (a boundary change, a suppressed figure)
+    keeps its start-year referrals moved with the other LAs' published total, instead of
+    the whole year falling back to the start year's referrals."""
+    sc = tiny.scenario
+    a = sc.arrivals
+    sc = sc.model_copy(update={"arrivals": a.model_copy(update={
+        "referrals": a.referrals.model_copy(update={"use_published": True})})})
+    codes = list(sc.geography.las)
+    start = la_inputs.set_index("geography").loc[codes, "referrals"].to_numpy(float)
+    year = sc.start.year + 1
+    history = pd.DataFrame({"metric": ["referrals"], "year": [year], "geography": [codes[0]],
+                            "value": [2.0 * start[0]]})
+    sim = Simulation(sc, la_inputs, seed=1, replication=0, scale=0.05, history=history)
+    np.testing.assert_allclose(sim.referrals_by_year[0], 2.0 * start)
+    assert 1 not in sim.referrals_by_year  # no published year: the start year's referrals
+
+
+def test_prior_cpp_share_makes_plans_of_new_children_subsequent(tiny, la_inputs):
+    from caresim.scenario.model import ProbParam
+
+    def share(p):
+        a = tiny.scenario.arrivals
+        sc = tiny.scenario.model_copy(update={"arrivals": a.model_copy(
+            update={"prior_cpp": ProbParam(value=p, assumption="test")})})
+        rec, _ = _run(sc, la_inputs)
+        tot = rec[rec.metric == "cpp_starts"].value.sum()
+        return rec[rec.metric == "cpp_starts.subsequent"].value.sum() / tot
+
+    none, half, every = share(0.0), share(0.5), share(1.0)
+    assert none < half < every
+    assert every > 0.9  # all but children whose first plan follows care at the start

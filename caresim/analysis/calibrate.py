@@ -87,6 +87,15 @@ class LocalSpec(_Strict):
     bounds: tuple[PositiveFloat, PositiveFloat] = (0.2, 5.0)
 
 
+class UnpublishedUasc(_Strict):
+    """UASC arrivals in fitted years without a published national figure, derived from
+    published ones (say how in `note`); used only by fitting runs, never by projections."""
+
+    per_year: Annotated[float, Field(ge=0)]
+    sources: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
 class CalibrationConfig(_Strict):
     """calibration/config.yaml: what to fit, to what, and how hard to try."""
 
@@ -104,6 +113,9 @@ class CalibrationConfig(_Strict):
     diff_step: PositiveFloat = 0.04
     parameters: list[ParamSpec]
     local: LocalSpec | None = None
+    uasc_unpublished: UnpublishedUasc | None = Field(
+        None, description="UASC arrivals per year in fitted years DfE's tables lack (else the "
+                          "scenario's per_year, a projection assumption)")
     posterior_draws: PositiveInt = 200
     uncertainty_replications: Annotated[int, Field(ge=3)] = Field(
         8, description="extra replications at the optimum (other seeds) to measure Monte Carlo noise")
@@ -185,6 +197,8 @@ class Problem:
         doc["years"] = years or (self.config.train[1] - self.config.start.year)
         doc["arrivals"]["referrals"]["use_published"] = True
         doc["arrivals"]["uasc"]["use_published"] = True
+        if self.config.uasc_unpublished is not None:
+            doc["arrivals"]["uasc"]["per_year"] = self.config.uasc_unpublished.per_year
         return Scenario.model_validate(doc)
 
     def inputs(self) -> pd.DataFrame:

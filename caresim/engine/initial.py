@@ -80,6 +80,7 @@ class _Builder:
         self.scheduled: list[np.ndarray] = []
         self.result = InitialResult(np.empty(0, np.int64))
         self.ref_share = self._ref_share()
+        self._lag = self._referral_lag()
 
     def _ref_share(self) -> np.ndarray:
         las = self.sim.las
@@ -135,12 +136,33 @@ class _Builder:
             out[sel] = r.sojourn.sample_elapsed(u[sel], cap[sel] / d) * d
         return out
 
+    def _referral_lag(self) -> np.ndarray:
+        """Days from the referral that opened a case to the start of the stay a child is in
+        at the start date, by state: none for a child being assessed, the assessment for
+        stays that start straight from it (s47, CIN, early help), the assessment and the
+        s47 enquiry for a plan; 200 days (assumed) for the rest (closed cases, children
+        after care, in court)."""
+        pw = self.sim.sc.pathway
+
+        def mean(state: str) -> float:
+            spec = pw.get(state)
+            return float(spec.sojourn.mean or 0.0) if spec is not None and spec.sojourn else 0.0
+
+        ref, s47 = mean("referral"), mean("s47_enquiry")
+        lag = np.full(len(STATE_INDEX), 200.0)
+        lag[S["referral"]] = 0.0
+        for st in ("s47_enquiry", "child_in_need", "early_help"):
+            lag[S[st]] = ref
+        lag[S["child_protection_plan"]] = ref + s47
+        return lag
+
     def start(self, idx: np.ndarray, elapsed: np.ndarray) -> None:
         """Draw the rest of the stays and schedule them."""
         k = self.kids
         k.t_enter[idx] = -elapsed
-        # the referral that opened the case came before this stay (assumed 200 days before)
-        k.t_lastref[idx] = np.minimum(k.t_lastref[idx], -elapsed - 200.0)
+        # the referral that opened the case came before this stay
+        lag = self._lag[k.state[idx]]
+        k.t_lastref[idx] = np.minimum(k.t_lastref[idx], -elapsed - lag)
         self.sim._next(idx, np.zeros(idx.size), elapsed=elapsed)
 
     def place(self, idx: np.ndarray, mix: np.ndarray) -> None:
@@ -203,6 +225,12 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
 
     las = sim.las
     shares = np.stack([las.column(c) for c in AGE_COLS], axis=1)
+    # the published bands count UASC too, who are created separately with their own ages
+    # (mostly 16-17): these children's bands are the rest
+    arrival = sim.sc.arrivals.uasc.age_at_arrival
+    p = np.array([arrival.get(b, 0.0) for b in AGE_BANDS])
+    uasc = las.column("cla_at31_uasc")[:, None] * (p / p.sum() if p.sum() > 0 else p)[None, :]
+    shares = np.maximum(shares - uasc, 0.0)
     ages = []
     for i, c in enumerate(counts):
         if c:
@@ -270,6 +298,7 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
             continue
         if state in ("returned_home", "special_guardianship", "child_arrangements"):
             sim.kids.prior_care[idx] = True
+        sim.prior_history(idx)
         if state == "closed":
             sim.kids.t_closed[idx] = 0.0
         b.start(idx, b.elapsed(idx))

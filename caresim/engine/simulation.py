@@ -213,11 +213,20 @@ class Simulation:
         if a.referrals.use_published:
             h = history[history.metric == "referrals"].pivot_table(
                 index="year", columns="geography", values="value", aggfunc="first")
+            h = h.reindex(columns=list(self.las.codes))
+            start = self.las.column(a.referrals.column)
             for y in h.index:
-                if first <= y < first + self.sc.years and set(self.las.codes) <= set(h.columns):
-                    row = h.loc[y, self.las.codes].to_numpy(float)
-                    if np.isfinite(row).all():
-                        self.referrals_by_year[int(y) - first] = row
+                if not first <= y < first + self.sc.years:
+                    continue
+                row = h.loc[y].to_numpy(float)
+                ok = np.isfinite(row)
+                # LAs without a published figure that year (successor LAs of a boundary
+                # change, suppressed figures): their start-year referrals, moved with the
+                # published LAs' total
+                if not ok.any() or start[ok].sum() <= 0:
+                    continue
+                trend = row[ok].sum() / start[ok].sum()
+                self.referrals_by_year[int(y) - first] = np.where(ok, row, start * trend)
         if a.uasc.use_published:
             h = history[(history.metric == "care_starts.uasc") & (history.geography == "England")]
             for y, v in zip(h.year, h.value):
@@ -409,6 +418,7 @@ class Simulation:
             age = sample_bands(g.random(la_c.size), a.age_at_referral)
             idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR, fsize)
             self.kids.state[idx] = NEW
+            self.prior_history(idx)
             self._enter(idx, t_c, np.full(idx.size, S["referral"], np.int8),
                         np.full(idx.size, -1, np.int8))
         u = a.uasc
@@ -427,6 +437,16 @@ class Simulation:
             self.rec.flow("care_starts.uasc", t_c, la_c)
             self._enter(idx, t_c, np.full(idx.size, S["looked_after"], np.int8),
                         np.full(idx.size, LEGAL_INDEX["s20"], np.int8))
+
+    def prior_history(self, idx: np.ndarray) -> None:
+        """Children new to the model: a share had a child protection plan before (one
+        draw per family)."""
+        p = self.sc.arrivals.prior_cpp
+        if p is None or p.value <= 0 or idx.size == 0:
+            return
+        fam = self.kids.fam[idx]
+        u = self._u("prior_cpp", fam, np.zeros(idx.size, np.uint32))
+        self.kids.prior_cpp[idx] |= u < p.value
 
     # -- transitions ----------------------------------------------------------------------
     def _transition(self, idx: np.ndarray) -> None:
