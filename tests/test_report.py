@@ -88,7 +88,8 @@ court:
     rows = {r["path"]: r for r in differences_from_baseline(load_scenario(f).resolved)["rows"]}
     assert set(rows) == {"pathway.pre_proceedings.exits.proceedings", "court.capacity_cases"}
     p = rows["pathway.pre_proceedings.exits.proceedings"]
-    assert p["values"] == {"p": 0.75} and p["baseline"] == {"p": 0.7}
+    before = load_scenario(BASELINE).resolved["pathway"]["pre_proceedings"]["exits"]["proceedings"]["p"]
+    assert before != 0.75 and p["values"] == {"p": 0.75} and p["baseline"] == {"p": before}
     assert p["assumption"] == "more_escalation" and p["range"] == [0.7, 0.8] and not p["inherited"]
     c = rows["court.capacity_cases"]
     # the written block keeps the baseline's provenance keys it did not override
