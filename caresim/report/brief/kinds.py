@@ -16,6 +16,7 @@ from caresim.report.brief.common import (
     closing_sections,
     est,
     fy,
+    kind_of,
     label,
     methods_section,
     provenance,
@@ -26,7 +27,9 @@ from caresim.report.brief.common import (
     when,
 )
 from caresim.report.brief.document import Brief, Bullets, Headline, Section, Table
+from caresim.report.fitreport import fit_checks, national_checks
 from caresim.report.numbers import as_published, estimate
+from caresim.report.sensitivity import file_stem
 
 RUN_HEADLINES = ("looked_after", "care_starts", "child_in_need", "child_protection_plan",
                  "proceedings_issued", "cost.total")
@@ -295,7 +298,7 @@ RANKING = {"sobol": ("ST", "ST_conf", "total-order Sobol' index"),
 def _output_words(name: str, definition: dict) -> tuple[str, str]:
     """(`Change in children starting care in 2025-26`, unit) for a sweep output name."""
     metric, (y0, y1) = definition["metric"], definition["years"]
-    period = f"at 31 March {y1}" if kind_of_metric(metric) == "stock" and y0 == y1 else (
+    period = f"at 31 March {y1}" if kind_of(metric) == "stock" and y0 == y1 else (
         f"in {fy(y0)}" if y0 == y1 else f"{fy(y0)} to {fy(y1)}, total")
     text = f"{label(metric)} {period}"
     unit = definition.get("unit") or unit_of(metric)
@@ -303,12 +306,6 @@ def _output_words(name: str, definition: dict) -> tuple[str, str]:
         text = "Change in " + text[0].lower() + text[1:]
         unit = "points" if unit == "percent" else unit
     return text, unit
-
-
-def kind_of_metric(metric: str) -> str:
-    from caresim.report.brief.common import kind_of
-
-    return kind_of(metric)
 
 
 def _driver_sentence(rows: pd.DataFrame, method: str, words: str, noise: float | None) -> str:
@@ -362,7 +359,7 @@ def sweep_brief(f: Folder) -> Brief:
                          interval_name="5th to 95th percentile over the sampled parameters")
             heads.append(Headline(words, e, "tornado.csv", out, str(defs.get(out, {}).get("years")), ENGLAND))
         drivers.append(_driver_sentence(indices[indices.output == out], method, words, noise.get(out)))
-        stem = _stem(out)
+        stem = file_stem(out)
         sens.add(f"**{words}**")
         sens.add(f.figure(f"figures/tornado_{stem}.png", _tornado_alt(t, words, unit),
                           f"Tornado: {words} with each parameter at its 5th and 95th percentile, the "
@@ -405,12 +402,6 @@ def sweep_brief(f: Folder) -> Brief:
         provenance=provenance(f),
         warnings=list(m.get("warnings", [])),
     )
-
-
-def _stem(output: str) -> str:
-    from caresim.report.sensitivity import file_stem
-
-    return file_stem(output)
 
 
 def _dist_text(p: dict) -> str:
@@ -536,8 +527,6 @@ def calibration_brief(f: Folder) -> Brief:
     fit = f.table("fit.csv")
     if "qualifier" in fit:
         fit["qualifier"] = fit["qualifier"].astype("string").fillna("")
-    from caresim.report.fitreport import fit_checks, national_checks
-
     if backtest:
         bt = m["backtest"]
         years = tuple(bt["held_out_years"])
