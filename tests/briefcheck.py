@@ -9,6 +9,7 @@ headless Chromium (console errors, requests, a screenshot of the first page, PDF
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -123,7 +124,8 @@ def agrees(text: str, value: float, low: float | None, high: float | None, unit:
     significant figures)."""
     step = rounding_step(value, low, high, unit)
     if low is not None and high is not None and high > low:
-        assert step <= max((high - low) / 10, 10 ** (len(str(int(abs(value)))) - 3), 1.0), (text, step)
+        three_figures = 10.0 ** (math.floor(math.log10(abs(value))) - 2) if value else 0.0
+        assert step <= max((high - low) / 10, three_figures, 1.0), (text, step)
     return abs(parse_number(text) - value) <= step / 2 + 1e-9 * max(1.0, abs(value))
 
 
@@ -155,7 +157,12 @@ def check_common(p: Parsed, folder: Path) -> None:
                  "2.5 Components", "3.4 Assumptions", "4.1 Initialisation", "4.3 Estimation approach",
                  "5.2 Random sampling", "6 Code access"):
         assert item in p.html, item
-    assert "\u2212" in p.html or MINUS not in p.html  # typographic minus, where any
+    for h in p.headlines:  # negative numbers carry the typographic minus, never a hyphen
+        for key in ("estimate", "low", "high"):
+            text = h.get(key)
+            if text:
+                assert not re.search(r"(?<![\w])-[£\d]", text), (key, text)
+                assert (parse_number(text) < 0) == text.startswith(MINUS), (key, text)
 
 
 def assumptions_listed(p: Parsed, assumptions: dict, require_source: bool) -> list[list[str]]:

@@ -92,8 +92,12 @@ court:
     assert before != 0.75 and p["values"] == {"p": 0.75} and p["baseline"] == {"p": before}
     assert p["assumption"] == "more_escalation" and p["range"] == [0.7, 0.8] and not p["inherited"]
     c = rows["court.capacity_cases"]
-    # the written block keeps the baseline's provenance keys it did not override
-    assert c["values"] == {"value": 4000.0} and c["sources"] + [c["assumption"] or ""] != [""]
+    # a block written without provenance keeps the baseline's (merged key by key), so the
+    # row names the baseline's evidence, as its own
+    base = load_scenario(BASELINE).resolved["court"]["capacity_cases"]
+    assert c["values"] == {"value": 4000.0} and not c["inherited"]
+    assert (c["sources"], c["assumption"]) == (base["sources"], base["assumption"])
+    assert c["sources"] or c["assumption"]
 
 
 # --- run and compare briefs ---------------------------------------------------------------

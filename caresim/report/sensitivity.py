@@ -74,12 +74,7 @@ def tornado_chart(rows: pd.DataFrame, output: str, path: Path | str, unit: str =
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.6g}"))
     ax.set_title(f"{output}: one at a time, others at their medians" + (f"\n{note}" if note else ""),
                  fontsize=10)
-    _legend_below(ax)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    fig.clear()
-    return path
+    return _finish(fig, ax, path)
 
 
 def index_chart(rows: pd.DataFrame, output: str, method: str, path: Path | str, note: str = "",
@@ -111,6 +106,11 @@ def index_chart(rows: pd.DataFrame, output: str, method: str, path: Path | str, 
         ax.set_xlim(left=min(0.0, float(np.nanmin(np.concatenate(lows)))) - 0.02)
     ax.axvline(0, color="#222222", linewidth=0.8)
     ax.set_title(f"{output}: {method} indices" + (f"\n{note}" if note else ""), fontsize=10)
+    return _finish(fig, ax, path)
+
+
+def _finish(fig: Figure, ax, path: Path) -> Path:
+    """Legend below, grid, layout, and the PNG written."""
     _legend_below(ax)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -30,7 +30,7 @@ from typing import Any
 SCOPE_KEYS = frozenset({"name", "description", "start", "years", "geography", "run", "data",
                         "uncertain", "extends"})
 PROVENANCE_KEYS = frozenset({"sources", "assumption", "note", "range"})
-TEXT_KEYS = frozenset({"note", "description"})
+TEXT_KEYS = frozenset({"description"})  # `note` is a provenance key
 
 #: the calibrated baseline every scenario is compared with
 BASELINE_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.yaml"
@@ -49,13 +49,14 @@ class Difference:
     inherited: bool = False
     note: str | None = None
 
-    @property
-    def evidence(self) -> str:
-        """`S003, S004` or `assumption fgc_diversion` (or both), or empty if unsourced."""
-        parts = [", ".join(self.sources)] if self.sources else []
-        if self.assumption:
-            parts.append(f"assumption {self.assumption}")
-        return "; ".join(parts)
+
+
+def evidence_text(sources: list[str], assumption: str | None) -> str:
+    """`S003, S004` or `assumption fgc_diversion` (or both), or empty if unsourced."""
+    parts = [", ".join(sources)] if sources else []
+    if assumption:
+        parts.append(f"assumption {assumption}")
+    return "; ".join(parts)
 
 
 def _is_block(node: dict) -> bool:

@@ -5,7 +5,6 @@ methods in the STRESS-DES order, provenance)."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +15,7 @@ from caresim.errors import CaresimError
 from caresim.report.brief.document import Figure, Section, Table
 from caresim.report.numbers import estimate
 from caresim.results.metrics import metric_info
+from caresim.scenario.differences import evidence_text
 
 ENGLAND = "England"
 
@@ -237,9 +237,7 @@ def assumptions_table(assumptions: dict | None, who: str) -> list:
         return [f"{who} is the calibrated baseline: no parameter differs from it."]
     body = []
     for r in rows:
-        evidence = ", ".join(r["sources"]) if r["sources"] else ""
-        if r.get("assumption"):
-            evidence = (evidence + "; " if evidence else "") + f"assumption {r['assumption']}"
+        evidence = evidence_text(r["sources"], r.get("assumption"))
         if r.get("inherited") and evidence:
             evidence += " (of the enclosing block)"
         before = r.get("baseline") or {}
@@ -445,11 +443,3 @@ def replication_note(reps: int | None) -> str:
         text += (f"; with {reps} replications the ends of the interval are rough (at least 20 "
                  "give stable 5th and 95th percentiles)")
     return text + "."
-
-
-def is_finite(x) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
