@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -90,7 +91,7 @@ def test_metric_names_kinds_and_units(targets: pd.DataFrame) -> None:
     for metric, kind, unit in targets[["metric", "kind", "unit"]].drop_duplicates().itertuples(index=False):
         if "/" in metric:
             numerator, denominator = metric.split("/")
-            assert numerator in tg.COUNTS and denominator in tg.COUNTS, metric
+            assert set(numerator.split("+")) <= set(tg.COUNTS) and denominator in tg.COUNTS, metric
             assert (kind, unit) == ("share", "percent"), metric
         else:
             assert metric in tg.COUNTS, metric
@@ -237,3 +238,17 @@ def test_la_counts_match_la_inputs_and_imputed_flags(targets: pd.DataFrame, year
         assert rows["published"].to_numpy() == pytest.approx(inputs.loc[rows.index, column].to_numpy(), abs=1e-4)
         flagged = listed[rows.index].map(lambda names: column in names or bi.SHARED_PREFIX + column in names)
         assert (rows["tolerance"] == flagged.map({True: 0.25, False: 0.005})).all(), metric
+
+
+def test_headline_care_orders_include_interim_orders(targets: pd.DataFrame) -> None:
+    """DfE's headline "care orders" (R104-R107) count interim and full orders; the model's
+    `looked_after.care_order` is full orders only, so the share sums both."""
+    from caresim.analysis.targets import simulated_values
+    r107 = targets[targets.source_id == "R107"]
+    assert list(r107.metric) == ["looked_after.care_order+looked_after.interim_care_order/looked_after"]
+    means = pd.Series({("looked_after.care_order", 2020, "England"): 45.0,
+                       ("looked_after.interim_care_order", 2020, "England"): 32.0,
+                       ("looked_after", 2020, "England"): 100.0})
+    assert simulated_values(r107, means).iloc[0] == pytest.approx(77.0)
+    # a missing part gives no simulated value rather than a partial sum
+    assert np.isnan(simulated_values(r107, means.drop(("looked_after.interim_care_order", 2020, "England"))).iloc[0])

@@ -44,10 +44,14 @@ def simulated_values(targets: pd.DataFrame, means: pd.Series) -> pd.Series:
     """The simulated value of each target (NaN where the model has no such metric)."""
     lookup = means.to_dict()
 
+    def total(metrics: str, year: int, geo: str) -> float | None:
+        values = [lookup.get((m, year, geo)) for m in metrics.split("+")]
+        return None if any(v is None for v in values) else float(sum(values))
+
     def one(metric: str, year: int, geo: str) -> float:
         if "/" in metric:
             num, den = metric.split("/", 1)
-            a, b = lookup.get((num, year, geo)), lookup.get((den, year, geo))
+            a, b = total(num, year, geo), total(den, year, geo)
             if a is None or b is None or b == 0:
                 return np.nan
             return 100.0 * a / b

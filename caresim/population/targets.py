@@ -87,7 +87,10 @@ DFE_SHARES: tuple[tuple[str, str], ...] = (
 )
 # Published shares (published_figures.csv quantity -> metric), used where DfE gives no value.
 PUBLISHED_SHARES = {
-    "Share of CLA under a care order": "looked_after.care_order/looked_after",
+    # DfE's headline "care orders" count interim and full care orders together (R104-R107:
+    # 58%, 73%, 75%, 77%, which with s20 and placement orders sum to 100%); the model's
+    # looked_after.care_order is full orders only, as in DfE's 2021-2024 tables.
+    "Share of CLA under a care order": "looked_after.care_order+looked_after.interim_care_order/looked_after",
     "Share of CLA accommodated under s20 voluntary agreement": "looked_after.s20/looked_after",
     "Share of CLA under a placement order": "looked_after.placement_order/looked_after",
     "Share of CLA in foster placements": "looked_after.foster/looked_after",
@@ -491,7 +494,7 @@ figures the model is held to, {first} to {last} (cohort re-entry rates at their 
 | column | meaning |
 |---|---|
 | `target_id` | `T-<metric>-<year>-<geography>` (spaces in region names become `_`); stable across rebuilds |
-| `metric` | the model's metric name (`caresim.results.metrics`); a share is `A/B`, the percentage of `B` that are `A` (e.g. `looked_after.care_order/looked_after`) |
+| `metric` | the model's metric name (`caresim.results.metrics`); a share is `A/B`, the percentage of `B` that are `A` (e.g. `looked_after.care_order/looked_after`); `A+C/B` sums A and C (DfE's headline "care orders" are `looked_after.care_order+looked_after.interim_care_order/looked_after`) |
 | `year` | financial year ending 31 March `year` (stocks at 31 March `year`, flows April `year-1` to March `year`; cohort rates: the cohort's year) |
 | `geography` | `England`, a region name (the 9 regions of `local_authorities.csv`) or an ONS LA code (the 153 LAs of 2024) |
 | `published` | the published value (shares in percent, durations in weeks) |
