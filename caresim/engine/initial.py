@@ -80,6 +80,8 @@ class _Builder:
         self.scheduled: list[np.ndarray] = []
         self.result = InitialResult(np.empty(0, np.int64))
         self.ref_share = self._ref_share()
+        cla = sim.las.column("cla_at31")
+        self.share_16p = sim.las.column("cla_at31_age_16p") / np.maximum(cla, 1e-12)
         self._lag = self._referral_lag()
 
     def _ref_share(self) -> np.ndarray:
@@ -166,11 +168,24 @@ class _Builder:
         self.sim._next(idx, np.zeros(idx.size), elapsed=elapsed)
 
     def place(self, idx: np.ndarray, mix: np.ndarray) -> None:
-        """Initial placements from per-LA mixes (n_la, n_types)."""
+        """Initial placements from per-LA mixes (n_la, n_types). Supported accommodation is
+        for young people of 16 and over: the LA's supported stock goes to its children of
+        16-17 (share supported / share aged 16+, at most 0.95), and the other types share
+        the rest in the LA's proportions, at every age, so the LA's totals are kept."""
         k = self.kids
-        cum = np.cumsum(mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12), axis=1)
+        mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12)
+        sup = PLC["supported"]
+        p16 = np.minimum(mix[:, sup] / np.maximum(self.share_16p, 1e-12), 0.95)
+        other = mix.copy()
+        other[:, sup] = 0.0
+        other = other / np.maximum(other.sum(axis=1, keepdims=True), 1e-12)
+        older = other * (1.0 - p16[:, None])
+        older[:, sup] = p16
+        cum_young, cum_old = np.cumsum(other, axis=1), np.cumsum(older, axis=1)
+        is_old = (-k.birth[idx]) >= 16.0 * DAYS_PER_YEAR
+        cum = np.where(is_old[:, None], cum_old[k.la[idx]], cum_young[k.la[idx]])
         u = self.g.random(idx.size)
-        plc = np.minimum((u[:, None] > cum[k.la[idx]]).sum(axis=1), len(PLACEMENTS) - 1)
+        plc = np.minimum((u[:, None] > cum).sum(axis=1), len(PLACEMENTS) - 1)
         k.plc[idx] = plc
         k.pref[idx] = plc
         cap = self.sim._plc_capacity
@@ -210,8 +225,10 @@ def _placement_mix(sim: "Simulation") -> np.ndarray:
     mix[:, PLC["kinship_foster"]] = kin
     mix[:, PLC["foster_inhouse"]] = other * inhouse_share
     mix[:, PLC["foster_agency"]] = other * (1 - inhouse_share)
-    mix[:, PLC["residential"]] = col("cla_at31_residential") + col("cla_at31_other_placement")
-    mix[:, PLC["supported"]] = col("cla_at31_supported")
+    # "Other placements" go with supported accommodation, as in the looked_after.supported
+    # target: in 2024 independent living outside regulated supported accommodation moved there
+    mix[:, PLC["residential"]] = col("cla_at31_residential")
+    mix[:, PLC["supported"]] = col("cla_at31_supported") + col("cla_at31_other_placement")
     mix[:, PLC["placed_with_parents"]] = col("cla_at31_with_parents")
     # placed_for_adoption arises from placement-order children's adoption dates
     empty = mix.sum(axis=1) == 0

@@ -6,9 +6,15 @@ order (e.g. in-house foster -> agency foster -> residential). If every pool in t
 full the child is still placed, in the last type of the chain, as a spot purchase outside
 the modelled supply (counted as `placements_over_capacity`): children are never left
 without a placement. Types without a capacity are unlimited.
+
+When a pooled place is given back (and not owed as debt), `on_free(area, type)` is called,
+if set: the simulation uses it to move a child waiting in a fallback placement into the
+freed place (see `Simulation._place_freed`).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import simpy
@@ -40,6 +46,7 @@ class PlacementSupply:
                 continue
             self.pools[key] = simpy.Container(env, capacity=cap, init=max(cap - occ, 0.0))
         self.over_capacity = 0
+        self.on_free: Callable[[int, int], None] | None = None
 
     def request(self, area: int, preferred: int) -> tuple[int, bool]:
         """Place a child now: returns (placement type, holds a pooled place)."""
@@ -65,6 +72,16 @@ class PlacementSupply:
         pool = self.pools.get(key)
         if pool is not None and pool.level + 1 <= pool.capacity:
             pool.put(1)
+            if self.on_free is not None:
+                self.on_free(area, placement)
+
+    def take(self, area: int, placement: int) -> bool:
+        """Take a free place of this pool, if there is one."""
+        pool = self.pools.get((area, placement))
+        if pool is None or pool.level < 1:
+            return False
+        pool.get(1)
+        return True
 
     def occupancy(self) -> dict[tuple[int, int], float]:
         """Places taken per (area, type) pool."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import heapq
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,6 +290,15 @@ class Simulation:
                              for b in AGE_BANDS])
         self.mix_cum = np.cumsum(self.mix / self.mix.sum(axis=1, keepdims=True), axis=1)
         self.pfa_dist = SojournDist.from_spec(pl.adoption_placement_lead_days)
+        # moves during a stay: steps at given ages (age in days, type moved to, share moving
+        # per current type), and children in a fallback type waiting for their preferred one
+        self._steps = [
+            (st.age * DAYS_PER_YEAR, PLC[st.to],
+             np.array([st.share[p].value if p in st.share else 0.0 for p in PLACEMENTS]))
+            for st in pl.steps]
+        self._return_from = np.array([p in pl.return_from_fallback for p in PLACEMENTS])
+        # (area, type) -> children (index, care episode, type they are in) waiting for a place
+        self._waiting: dict[tuple[int, int], deque] = defaultdict(deque)
 
     # -- random numbers -------------------------------------------------------------------
     def _u(self, purpose: str, ids: np.ndarray, counters: np.ndarray) -> np.ndarray:
@@ -381,6 +390,9 @@ class Simulation:
         occupied = np.zeros_like(self._plc_capacity)
         init = initial_population(self, occupied)
         self.supply = PlacementSupply(self.env, self._plc_capacity, occupied, self._plc_chains)
+        self.supply.on_free = self._place_freed
+        in_care = np.flatnonzero(self.kids.in_care[: self.kids.n])
+        self._watch_steps(in_care, np.zeros(in_care.size))
         for area, payload, work in init.court_cases:
             self.courts[area].preload(payload, work)
         self._schedule(init.scheduled)
@@ -592,14 +604,93 @@ class Simulation:
         k.pref[idx] = pref
         for i, tt, p, ep in zip(idx.tolist(), t.tolist(), pref.tolist(), k.cep[idx].tolist()):
             self._at(tt, self._place, i, p, ep)
+        self._watch_steps(idx, t)
 
     def _place(self, i: int, preferred: int, episode: int) -> None:
         k = self.kids
         if not k.in_care[i] or k.cep[i] != episode:
             return  # left care before the request was served
-        plc, pooled = self.supply.request(int(self.plc_area[k.la[i]]), preferred)
+        area = int(self.plc_area[k.la[i]])
+        plc, pooled = self.supply.request(area, preferred)
         k.plc[i] = plc
         k.pooled[i] = pooled
+        if plc != preferred and self._return_from[plc]:
+            # placed in a fallback type: wait for a place in the preferred type (or a type
+            # before this one in its fallback chain)
+            chain = self._plc_chains[preferred]
+            for t in chain[: chain.index(plc)]:
+                if (area, t) in self.supply.pools:
+                    self._waiting[(area, t)].append((i, episode, plc))
+
+    # -- placement moves during a stay ----------------------------------------------------
+    def _watch_steps(self, idx: np.ndarray, t: np.ndarray) -> None:
+        """Schedule the placement steps (`placements.steps`) of children `idx` in care from t:
+        one event per step whose age they reach in care before the horizon."""
+        if not self._steps or idx.size == 0:
+            return
+        k = self.kids
+        for j, (age_days, _, _) in enumerate(self._steps):
+            t_age = k.birth[idx] + age_days
+            m = (t_age > t) & (t_age < self.horizon)
+            for i, ta, ep in zip(idx[m].tolist(), t_age[m].tolist(), k.cep[idx[m]].tolist()):
+                self._at(ta, self._step, i, j, ep)
+
+    def _step(self, i: int, j: int, episode: int) -> None:
+        """Placement step j of child i, if still in the same care episode: a draw against the
+        share moving from its current type (one draw per child, step and episode)."""
+        k = self.kids
+        if not k.in_care[i] or k.cep[i] != episode or k.done[i] or k.plc[i] < 0:
+            return
+        if k.t_pfa[i] <= self.env.now:
+            return  # placed for adoption
+        _, to, share = self._steps[j]
+        p = share[k.plc[i]]
+        if p <= 0.0:
+            return
+        u = self._u(f"placement_step:{j}", np.array([i]), np.array([episode], np.uint32))[0]
+        if u < p:
+            k.pref[i] = to
+            self._move(i, to)
+
+    def _place_freed(self, area: int, t: int) -> None:
+        """A place of type t in `area` was given back: children waiting in a fallback
+        placement for this type take it, first come first served."""
+        q = self._waiting.get((area, t))
+        if not q:
+            return
+        k = self.kids
+        now = self.env.now
+        while q:
+            i, ep, frm = q[0]
+            if not (k.in_care[i] and k.cep[i] == ep and k.plc[i] == frm and not k.done[i]
+                    and k.t_pfa[i] > now):
+                q.popleft()  # left care, moved already or placed for adoption
+                continue
+            if not self.supply.take(area, t):
+                return
+            q.popleft()
+            self._move(i, t, pooled=True)
+
+    def _move(self, i: int, new: int, pooled: bool | None = None) -> None:
+        """Move child i, now, to placement type `new` (taking a place from the supply unless
+        `pooled` says it has been taken already): costs accrue by type up to the move, then
+        the old place is given back (which may let another child move into it)."""
+        k = self.kids
+        now = self.env.now
+        area = int(self.plc_area[k.la[i]])
+        if pooled is None:
+            new, pooled = self.supply.request(area, new)
+            if new == k.plc[i]:
+                if pooled:
+                    self.supply.release(area, new)
+                return
+        self._accrue_costs(np.array([i]), max(now, float(k.t_cost[i])))
+        old, old_pooled = int(k.plc[i]), bool(k.pooled[i])
+        k.plc[i] = new
+        k.pooled[i] = pooled
+        self.rec.flow("placement_moves", np.array([now]), k.la[i: i + 1])
+        if old_pooled:
+            self.supply.release(area, old)
 
     def _accrue_costs(self, idx: np.ndarray, t_end: np.ndarray | float) -> None:
         """Add placement costs of children `idx` from their last accrual up to t_end."""

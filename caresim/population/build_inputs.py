@@ -289,6 +289,19 @@ def column_specs() -> list[ColumnSpec]:
                    STOCK, cat("Placement", "Placed for adoption"), denominator="cla_at31"),
         ColumnSpec("cla_at31_other_placement", "children", "CLA at 31 March in other placements",
                    STOCK, cat("Placement", "Other placements"), denominator="cla_at31"),
+        ColumnSpec("cla_at31_supported_or_other", "children",
+                   "CLA at 31 March in independent/semi-independent living or supported accommodation, "
+                   "or in other placements (the series comparable across the 2024 break)",
+                   STOCK, cat("Placement",
+                              "Independent and semi-independent living arrangements/supported accommodation",
+                              "Other placements"),
+                   denominator="cla_at31",
+                   note="In 2024 the supported/independent living category fell from 8,620 to 6,080 "
+                        "and 'Other placements' rose from 1,180 to 4,020 (England) as supported "
+                        "accommodation for 16-17-year-olds became regulated (Ofsted registration "
+                        "from October 2023) and arrangements outside it were recorded under other "
+                        "placement codes; the sum of the two runs 6,670 / 8,180 / 9,800 / 10,100 "
+                        "(2021-2024) without a break."),
         ColumnSpec("cla_at31_own_provision", "children", "CLA at 31 March in placements provided by the LA itself",
                    STOCK, cat("Place providers", "Own provision (by the LA)"), denominator="cla_at31"),
         ColumnSpec("cla_at31_private_provision", "children", "CLA at 31 March in privately provided placements",
@@ -1072,8 +1085,10 @@ DFE_METRICS = {
     "looked_after.foster": ("cla_at31_foster", "children", "Placement: Foster placements (includes kinship foster care)"),
     "looked_after.residential": ("cla_at31_residential", "children",
                                  "Placement: secure homes and children's homes + other residential settings + residential schools"),
-    "looked_after.supported": ("cla_at31_supported", "children",
-                               "Placement: independent and semi-independent living/supported accommodation"),
+    "looked_after.supported": ("cla_at31_supported_or_other", "children",
+                               "Placement: independent and semi-independent living/supported accommodation "
+                               "+ other placements (summed: in 2024 part of the first moved to the second "
+                               "when supported accommodation became regulated)"),
     "looked_after.placed_with_parents": ("cla_at31_with_parents", "children", "Placement: placed with parents"),
     "looked_after.placed_for_adoption": ("cla_at31_for_adoption", "children", "Placement: placed for adoption"),
     "looked_after.s20": ("cla_at31_s20", "children", "Legal status: voluntary agreements under s20"),

@@ -37,7 +37,7 @@ CPP_BANDS = tuple(band for band, _, _ in bi.CPP_BANDS)  # le3m, 3to6m, 6to12m, 1
 LEGAL = {"s20": "cla_at31_s20", "interim_care_order": "cla_at31_ico", "care_order": "cla_at31_care_order",
          "placement_order": "cla_at31_placement_order"}
 PLACEMENTS = {"foster": "cla_at31_foster", "residential": "cla_at31_residential",
-              "supported": "cla_at31_supported", "placed_with_parents": "cla_at31_with_parents",
+              "supported": "cla_at31_supported_or_other", "placed_with_parents": "cla_at31_with_parents",
               "placed_for_adoption": "cla_at31_for_adoption"}
 REASONS = {"returned_home": "ceased_returned_home", "special_guardianship": "ceased_sgo",
            "child_arrangements": "ceased_cao", "adopted": "ceased_adopted", "left_care": "ceased_age18",

@@ -206,6 +206,10 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                  "Children ceasing to be looked after in the year by reason."),
     MetricInfo("care_reentries", "flow", _C,
                "Care starts in the year by children who had been looked after before."),
+    MetricInfo("placement_moves", "flow", _C,
+               "Moves between placement types during a stay in care in the year: steps at a "
+               "given age (placements.steps) and returns from a fallback placement when a place "
+               "of the preferred type frees (placements.return_from_fallback)."),
     MetricInfo("sgo_granted", "flow", _C,
                "Special guardianship orders granted in the year, from care or at the end of "
                "care proceedings (children)."),

@@ -362,6 +362,28 @@ class PlacementSupply(Provenance):
     )
 
 
+class PlacementStep(Strict):
+    """A move at a birthday while in care: of the children looked after on the day they reach
+    `age`, the share `share[t]` of those placed in type t move to type `to` (e.g. from foster
+    or residential care to supported accommodation at 16)."""
+
+    age: float = Field(gt=0.0, lt=18.0, description="age in years at which the move happens")
+    to: PlacementType = Field(description="placement type the children move to")
+    share: dict[PlacementType, ProbParam] = Field(
+        description="per placement type the children are in: share who move (types not listed: none)"
+    )
+
+    @model_validator(mode="after")
+    def _not_to_itself(self) -> "PlacementStep":
+        if self.to in self.share:
+            raise ValueError(f"placement step at age {self.age:g}: share lists {self.to!r}, "
+                             f"the type children move to")
+        if "placed_for_adoption" in self.share or self.to == "placed_for_adoption":
+            raise ValueError("placement step: placed_for_adoption follows the adoption timing "
+                             "(adoption_placement_lead_days), it cannot be a step's type")
+        return self
+
+
 class Placements(Strict):
     geography: Literal["national", "region"] = "region"
     supply: dict[PlacementType, PlacementSupply]
@@ -371,6 +393,30 @@ class Placements(Strict):
     adoption_placement_lead_days: Sojourn = Field(
         description="time before the adoption order at which a child moves to placed_for_adoption"
     )
+    return_from_fallback: list[PlacementType] = Field(
+        default_factory=list,
+        description="children placed in one of these types only because their preferred type "
+                    "was full (supply.fallback) move back, first come first served, as soon as a "
+                    "place frees in their preferred type or a type before this one in its "
+                    "fallback chain; empty: they stay for the whole stay",
+    )
+    steps: list[PlacementStep] = Field(
+        default_factory=list,
+        description="moves between placement types at given ages while in care "
+                    "(e.g. foster to supported accommodation at 16)",
+    )
+
+    @model_validator(mode="after")
+    def _steps_known(self) -> "Placements":
+        for st in self.steps:
+            for p in (st.to, *st.share):
+                if p not in self.supply:
+                    raise ValueError(f"placement step at age {st.age:g}: {p!r} is not in "
+                                     f"placements.supply")
+        for p in self.return_from_fallback:
+            if p not in self.supply:
+                raise ValueError(f"return_from_fallback: {p!r} is not in placements.supply")
+        return self
 
     @field_validator("entry_mix")
     @classmethod
