@@ -11,8 +11,8 @@ States with nothing published take the scenario's `initial_state.assumed_stocks`
 totals), shared across LAs by their referrals.
 
 Time already spent in the state is drawn from the state's own sojourn distribution at
-equilibrium (density S(t)/E[T], capped by the child's age) — for CPPs, uniformly within the
-published band — and the rest of the stay from the distribution conditional on that time:
+equilibrium (density S(t)/E[T], capped by the child's age) — for CPPs, within the
+published band (the last, 2 years or more, open) — and the rest of the stay from the distribution conditional on that time:
 so the first projected years carry no empty-start (burn-in) artefact. Siblings: children
 in the same LA and state are grouped into families of the scenario's family-size
 distribution, sharing the time already spent.
@@ -35,7 +35,7 @@ S = STATE_INDEX
 PLC = {p: i for i, p in enumerate(PLACEMENTS)}
 CPP_BANDS = (("cpp_at31_le3m", 0, 91), ("cpp_at31_3to6m", 91, 182),
              ("cpp_at31_6to12m", 182, 365), ("cpp_at31_1to2y", 365, 730),
-             ("cpp_at31_2yplus", 730, 1095))
+             ("cpp_at31_2yplus", 730, np.inf))  # DfE's last band is open
 AGE_COLS = ("cla_at31_age_u1", "cla_at31_age_1_4", "cla_at31_age_5_9", "cla_at31_age_10_15",
             "cla_at31_age_16p")
 
@@ -278,12 +278,14 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
 
     # -- child protection plans with published time so far
+    cpp = sim.pathway.rule(S["child_protection_plan"])
     for colname, lo, hi in CPP_BANDS:
         counts = _scaled(col(colname), f, g)
         idx = b.add(counts, "child_protection_plan")
         if idx.size:
             sim.kids.prior_cpp[idx] = True
-            el = np.minimum(lo + b.family_uniform(idx) * (hi - lo), -sim.kids.birth[idx])
+            el = np.minimum(_elapsed_in_band(cpp.sojourn, b.family_uniform(idx), lo, hi),
+                            -sim.kids.birth[idx])
             b.start(idx, el)
 
     # -- assumed stocks, and CIN plans by subtraction from DfE's CIN count
@@ -304,6 +306,20 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
         b.start(idx, b.elapsed(idx))
     b.result.scheduled = np.empty(0, np.int64)  # _next schedules as it goes
     return b.result
+
+
+def _elapsed_in_band(sojourn, u: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Time already spent by plans in progress known to be in [lo, hi) days: the
+    equilibrium density S(t)/E[T] restricted to the band (uniform where S is flat)."""
+    top = min(hi, float(sojourn.quantile(1.0 - 1e-9)))
+    if not top > lo:
+        return np.full(u.size, float(lo))
+    t = np.linspace(lo, top, 513)
+    s = np.maximum(sojourn.survival(t), 0.0)
+    cum = np.concatenate([[0.0], np.cumsum((s[1:] + s[:-1]) / 2 * np.diff(t))])
+    if cum[-1] <= 0:
+        return lo + u * (top - lo)
+    return np.interp(u * cum[-1], cum, t)
 
 
 def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
