@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
-from caresim.scenario.model import AGE_BANDS, PLACEMENTS
+from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS
 
 if TYPE_CHECKING:
     from caresim.engine.simulation import Simulation
@@ -219,6 +219,34 @@ def _placement_mix(sim: "Simulation") -> np.ndarray:
     return mix
 
 
+def _uasc_stock_grid(arrival: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Ages (years) and cumulative distribution of the UASC looked after at a moment of a
+    steady flow of arrivals: a child is in the stock at age a if it arrived before a and
+    has not reached 18, so the stock's density is proportional to the arrival ages'
+    cumulative distribution F(a) on [0, 18) (arrival ages uniform within their bands;
+    leaving before 18 for other reasons ignored)."""
+    edges = np.array(list(AGE_BAND_EDGES) + [18.0])
+    p = np.array([arrival.get(b, 0.0) for b in AGE_BANDS], float)
+    p = p / p.sum() if p.sum() > 0 else np.full(len(AGE_BANDS), 1.0 / len(AGE_BANDS))
+    a = np.linspace(0.0, 18.0, 1801)
+    f = np.interp(a, edges, np.concatenate([[0.0], np.cumsum(p)]))
+    cum = np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(a))])
+    return a, cum / cum[-1]
+
+
+def uasc_stock_shares(arrival: dict[str, float]) -> np.ndarray:
+    """Shares of the UASC stock by age band (AGE_BANDS order), see `_uasc_stock_grid`."""
+    a, cdf = _uasc_stock_grid(arrival)
+    at = np.interp(np.array(list(AGE_BAND_EDGES) + [18.0]), a, cdf)
+    return np.diff(at)
+
+
+def uasc_stock_ages(u: np.ndarray, arrival: dict[str, float]) -> np.ndarray:
+    """Ages of UASC looked after at the start, from uniforms `u`, see `_uasc_stock_grid`."""
+    a, cdf = _uasc_stock_grid(arrival)
+    return np.minimum(np.interp(u, cdf, a), 18.0 - 1e-6)
+
+
 def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
     """Ages of looked-after children from each LA's published age bands."""
     from caresim.engine.simulation import sample_bands
@@ -227,9 +255,8 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
     shares = np.stack([las.column(c) for c in AGE_COLS], axis=1)
     # the published bands count UASC too, who are created separately with their own ages
     # (mostly 16-17): these children's bands are the rest
-    arrival = sim.sc.arrivals.uasc.age_at_arrival
-    p = np.array([arrival.get(b, 0.0) for b in AGE_BANDS])
-    uasc = las.column("cla_at31_uasc")[:, None] * (p / p.sum() if p.sum() > 0 else p)[None, :]
+    p = uasc_stock_shares(sim.sc.arrivals.uasc.age_at_arrival)
+    uasc = las.column("cla_at31_uasc")[:, None] * p[None, :]
     shares = np.maximum(shares - uasc, 0.0)
     ages = []
     for i, c in enumerate(counts):
@@ -255,9 +282,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     for legal, counts, is_uasc in (("care_order", _scaled(col("cla_at31_care_order"), f, g), False),
                                    ("placement_order", _scaled(col("cla_at31_placement_order"), f, g), False),
                                    ("s20", s20, False), ("s20", uasc, True)):
-        if is_uasc:
-            from caresim.engine.simulation import sample_bands
-            ages = sample_bands(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
+        if is_uasc:  # older than at arrival: the stock's ages at equilibrium
+            ages = uasc_stock_ages(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
         else:
             ages = _cla_ages(sim, counts, g)
         idx = b.add(counts, "looked_after", ages=ages, families=False)
