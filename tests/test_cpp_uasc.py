@@ -85,3 +85,38 @@ def test_uasc_stock_ages_follow_arrivals_at_equilibrium():
     assert shares.sum() == pytest.approx(1.0)
     assert shares[:3] == pytest.approx(0.0)
     assert shares[3] == pytest.approx(0.45 / 1.6, abs=1e-3)
+
+
+def test_starting_stock_prior_cpp(tiny, la_inputs):
+    """initial_state.prior_cpp gives that share of the starting stocks (children in care
+    included) a plan before; without it children in care have none."""
+    from caresim.engine.simulation import Simulation
+    from caresim.pathway.compiled import STATE_INDEX
+    from caresim.scenario.model import ProbParam
+
+    def shares(p):
+        init = tiny.scenario.initial_state
+        if p is not None:
+            init = init.model_copy(update={"prior_cpp": ProbParam(value=p, assumption="test")})
+        sc = tiny.scenario.model_copy(update={"initial_state": init, "years": 1})
+        sim = Simulation(sc, la_inputs, seed=3, replication=0, scale=0.5)
+        from caresim.engine import initial
+        initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
+        k, n = sim.kids, sim.kids.n
+        care = k.in_care[:n] & ~k.uasc[:n]
+        cin = k.state[:n] == STATE_INDEX["child_in_need"]
+        return k.prior_cpp[:n][care].mean(), k.prior_cpp[:n][cin].mean()
+
+    care0, _ = shares(None)
+    assert care0 == 0.0
+    care, cin = shares(0.6)
+    assert care == pytest.approx(0.6, abs=0.05) and cin == pytest.approx(0.6, abs=0.05)
+
+
+def test_starting_stock_prior_cpp_rejects_bad_share():
+    from pydantic import ValidationError
+
+    from caresim.scenario.model import InitialState
+
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        InitialState(prior_cpp={"value": 1.5, "assumption": "x", "range": [0.1, 0.4]})

@@ -274,6 +274,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     assumed = {k: v.value for k, v in sim.sc.initial_state.assumed_stocks.items()}
     mix = _placement_mix(sim)
     no_adoption = mix.copy()
+    # prior plans of the starting stocks (those on a plan now have one by definition)
+    stock_prior = sim.sc.initial_state.prior_cpp
 
     # -- looked after (not in proceedings)
     uasc = _scaled(col("cla_at31_uasc"), f, g)
@@ -290,6 +292,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
         if idx.size == 0:
             continue
         b.care(idx, legal)
+        if not is_uasc and stock_prior is not None:
+            sim.prior_history(idx, stock_prior)
         sim.kids.uasc[idx] = is_uasc
         b.place(idx, no_adoption)
         b.start(idx, b.elapsed(idx))
@@ -301,6 +305,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     b.care(idx_ico, "interim_care_order")
     b.place(idx_ico, no_adoption)
     idx_home = b.add(at_home, "proceedings")
+    if stock_prior is not None:
+        sim.prior_history(np.concatenate([idx_ico, idx_home]), stock_prior)
     _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
 
     # -- child protection plans with published time so far
@@ -326,7 +332,7 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
             continue
         if state in ("returned_home", "special_guardianship", "child_arrangements"):
             sim.kids.prior_care[idx] = True
-        sim.prior_history(idx)
+        sim.prior_history(idx, stock_prior)
         if state == "closed":
             sim.kids.t_closed[idx] = 0.0
         b.start(idx, b.elapsed(idx))

@@ -397,6 +397,13 @@ class InitialState(Strict):
     kinship_share_of_foster: ProbParam | None = Field(
         None, description="share of foster placements with kin, where la_inputs has no LA figure"
     )
+    prior_cpp: ProbParam | None = Field(
+        None,
+        description="share of the starting stocks outside child protection (children in need, "
+                    "in care, in court, closed cases...) who had a child protection plan before "
+                    "the start (their next plan is a second or subsequent one); without it they "
+                    "take arrivals.prior_cpp, and children in care none",
+    )
 
 
 class LocalVariation(Provenance):
