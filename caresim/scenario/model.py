@@ -314,8 +314,9 @@ class Arrivals(Strict):
     prior_cpp: ProbParam | None = Field(
         None,
         description="share of children new to the model (fresh referrals, and the starting "
-                    "stocks outside child protection and care) who had a child protection plan "
-                    "before it (their next plan is a second or subsequent one)",
+                    "stocks outside child protection and care unless initial_state.prior_cpp "
+                    "is given) who had a child protection plan before it (their next plan is "
+                    "a second or subsequent one)",
     )
 
     @field_validator("family_size", "age_at_referral")
