@@ -11,8 +11,8 @@ States with nothing published take the scenario's `initial_state.assumed_stocks`
 totals), shared across LAs by their referrals.
 
 Time already spent in the state is drawn from the state's own sojourn distribution at
-equilibrium (density S(t)/E[T], capped by the child's age) — for CPPs, uniformly within the
-published band — and the rest of the stay from the distribution conditional on that time:
+equilibrium (density S(t)/E[T], capped by the child's age) — for CPPs, within the
+published band (the last, 2 years or more, open) — and the rest of the stay from the distribution conditional on that time:
 so the first projected years carry no empty-start (burn-in) artefact. Siblings: children
 in the same LA and state are grouped into families of the scenario's family-size
 distribution, sharing the time already spent.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
-from caresim.scenario.model import AGE_BANDS, PLACEMENTS
+from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS
 
 if TYPE_CHECKING:
     from caresim.engine.simulation import Simulation
@@ -35,7 +35,7 @@ S = STATE_INDEX
 PLC = {p: i for i, p in enumerate(PLACEMENTS)}
 CPP_BANDS = (("cpp_at31_le3m", 0, 91), ("cpp_at31_3to6m", 91, 182),
              ("cpp_at31_6to12m", 182, 365), ("cpp_at31_1to2y", 365, 730),
-             ("cpp_at31_2yplus", 730, 1095))
+             ("cpp_at31_2yplus", 730, np.inf))  # DfE's last band is open
 AGE_COLS = ("cla_at31_age_u1", "cla_at31_age_1_4", "cla_at31_age_5_9", "cla_at31_age_10_15",
             "cla_at31_age_16p")
 
@@ -236,6 +236,34 @@ def _placement_mix(sim: "Simulation") -> np.ndarray:
     return mix
 
 
+def _uasc_stock_grid(arrival: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Ages (years) and cumulative distribution of the UASC looked after at a moment of a
+    steady flow of arrivals: a child is in the stock at age a if it arrived before a and
+    has not reached 18, so the stock's density is proportional to the arrival ages'
+    cumulative distribution F(a) on [0, 18) (arrival ages uniform within their bands;
+    leaving before 18 for other reasons ignored)."""
+    edges = np.array(list(AGE_BAND_EDGES) + [18.0])
+    p = np.array([arrival.get(b, 0.0) for b in AGE_BANDS], float)
+    p = p / p.sum() if p.sum() > 0 else np.full(len(AGE_BANDS), 1.0 / len(AGE_BANDS))
+    a = np.linspace(0.0, 18.0, 1801)
+    f = np.interp(a, edges, np.concatenate([[0.0], np.cumsum(p)]))
+    cum = np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(a))])
+    return a, cum / cum[-1]
+
+
+def uasc_stock_shares(arrival: dict[str, float]) -> np.ndarray:
+    """Shares of the UASC stock by age band (AGE_BANDS order), see `_uasc_stock_grid`."""
+    a, cdf = _uasc_stock_grid(arrival)
+    at = np.interp(np.array(list(AGE_BAND_EDGES) + [18.0]), a, cdf)
+    return np.diff(at)
+
+
+def uasc_stock_ages(u: np.ndarray, arrival: dict[str, float]) -> np.ndarray:
+    """Ages of UASC looked after at the start, from uniforms `u`, see `_uasc_stock_grid`."""
+    a, cdf = _uasc_stock_grid(arrival)
+    return np.minimum(np.interp(u, cdf, a), 18.0 - 1e-6)
+
+
 def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
     """Ages of looked-after children from each LA's published age bands."""
     from caresim.engine.simulation import sample_bands
@@ -244,9 +272,8 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
     shares = np.stack([las.column(c) for c in AGE_COLS], axis=1)
     # the published bands count UASC too, who are created separately with their own ages
     # (mostly 16-17): these children's bands are the rest
-    arrival = sim.sc.arrivals.uasc.age_at_arrival
-    p = np.array([arrival.get(b, 0.0) for b in AGE_BANDS])
-    uasc = las.column("cla_at31_uasc")[:, None] * (p / p.sum() if p.sum() > 0 else p)[None, :]
+    p = uasc_stock_shares(sim.sc.arrivals.uasc.age_at_arrival)
+    uasc = las.column("cla_at31_uasc")[:, None] * p[None, :]
     shares = np.maximum(shares - uasc, 0.0)
     ages = []
     for i, c in enumerate(counts):
@@ -264,6 +291,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     assumed = {k: v.value for k, v in sim.sc.initial_state.assumed_stocks.items()}
     mix = _placement_mix(sim)
     no_adoption = mix.copy()
+    # prior plans of the starting stocks (those on a plan now have one by definition)
+    stock_prior = sim.sc.initial_state.prior_cpp
 
     # -- looked after (not in proceedings)
     uasc = _scaled(col("cla_at31_uasc"), f, g)
@@ -272,15 +301,16 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     for legal, counts, is_uasc in (("care_order", _scaled(col("cla_at31_care_order"), f, g), False),
                                    ("placement_order", _scaled(col("cla_at31_placement_order"), f, g), False),
                                    ("s20", s20, False), ("s20", uasc, True)):
-        if is_uasc:
-            from caresim.engine.simulation import sample_bands
-            ages = sample_bands(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
+        if is_uasc:  # older than at arrival: the stock's ages at equilibrium
+            ages = uasc_stock_ages(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
         else:
             ages = _cla_ages(sim, counts, g)
         idx = b.add(counts, "looked_after", ages=ages, families=False)
         if idx.size == 0:
             continue
         b.care(idx, legal)
+        if not is_uasc and stock_prior is not None:
+            sim.prior_history(idx, stock_prior)
         sim.kids.uasc[idx] = is_uasc
         b.place(idx, no_adoption)
         b.start(idx, b.elapsed(idx))
@@ -292,15 +322,19 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     b.care(idx_ico, "interim_care_order")
     b.place(idx_ico, no_adoption)
     idx_home = b.add(at_home, "proceedings")
+    if stock_prior is not None:
+        sim.prior_history(np.concatenate([idx_ico, idx_home]), stock_prior)
     _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
 
     # -- child protection plans with published time so far
+    cpp = sim.pathway.rule(S["child_protection_plan"])
     for colname, lo, hi in CPP_BANDS:
         counts = _scaled(col(colname), f, g)
         idx = b.add(counts, "child_protection_plan")
         if idx.size:
             sim.kids.prior_cpp[idx] = True
-            el = np.minimum(lo + b.family_uniform(idx) * (hi - lo), -sim.kids.birth[idx])
+            el = np.minimum(_elapsed_in_band(cpp.sojourn, b.family_uniform(idx), lo, hi),
+                            -sim.kids.birth[idx])
             b.start(idx, el)
 
     # -- assumed stocks, and CIN plans by subtraction from DfE's CIN count
@@ -315,12 +349,26 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
             continue
         if state in ("returned_home", "special_guardianship", "child_arrangements"):
             sim.kids.prior_care[idx] = True
-        sim.prior_history(idx)
+        sim.prior_history(idx, stock_prior)
         if state == "closed":
             sim.kids.t_closed[idx] = 0.0
         b.start(idx, b.elapsed(idx))
     b.result.scheduled = np.empty(0, np.int64)  # _next schedules as it goes
     return b.result
+
+
+def _elapsed_in_band(sojourn, u: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Time already spent by plans in progress known to be in [lo, hi) days: the
+    equilibrium density S(t)/E[T] restricted to the band (uniform where S is flat)."""
+    top = min(hi, float(sojourn.quantile(1.0 - 1e-9)))
+    if not top > lo:
+        return np.full(u.size, float(lo))
+    t = np.linspace(lo, top, 513)
+    s = np.maximum(sojourn.survival(t), 0.0)
+    cum = np.concatenate([[0.0], np.cumsum((s[1:] + s[:-1]) / 2 * np.diff(t))])
+    if cum[-1] <= 0:
+        return lo + u * (top - lo)
+    return np.interp(u * cum[-1], cum, t)
 
 
 def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:

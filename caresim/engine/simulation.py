@@ -450,10 +450,10 @@ class Simulation:
             self._enter(idx, t_c, np.full(idx.size, S["looked_after"], np.int8),
                         np.full(idx.size, LEGAL_INDEX["s20"], np.int8))
 
-    def prior_history(self, idx: np.ndarray) -> None:
+    def prior_history(self, idx: np.ndarray, p=None) -> None:
         """Children new to the model: a share had a child protection plan before (one
-        draw per family)."""
-        p = self.sc.arrivals.prior_cpp
+        draw per family); `p` (a ProbParam) replaces arrivals.prior_cpp."""
+        p = self.sc.arrivals.prior_cpp if p is None else p
         if p is None or p.value <= 0 or idx.size == 0:
             return
         fam = self.kids.fam[idx]

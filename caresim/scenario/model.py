@@ -314,8 +314,9 @@ class Arrivals(Strict):
     prior_cpp: ProbParam | None = Field(
         None,
         description="share of children new to the model (fresh referrals, and the starting "
-                    "stocks outside child protection and care) who had a child protection plan "
-                    "before it (their next plan is a second or subsequent one)",
+                    "stocks outside child protection and care unless initial_state.prior_cpp "
+                    "is given) who had a child protection plan before it (their next plan is "
+                    "a second or subsequent one)",
     )
 
     @field_validator("family_size", "age_at_referral")
@@ -442,6 +443,13 @@ class InitialState(Strict):
     assumed_stocks: dict[StateName, NonNegParam] = Field(default_factory=dict)
     kinship_share_of_foster: ProbParam | None = Field(
         None, description="share of foster placements with kin, where la_inputs has no LA figure"
+    )
+    prior_cpp: ProbParam | None = Field(
+        None,
+        description="share of the starting stocks outside child protection (children in need, "
+                    "in care, in court, closed cases...) who had a child protection plan before "
+                    "the start (their next plan is a second or subsequent one); without it they "
+                    "take arrivals.prior_cpp, and children in care none",
     )
 
 

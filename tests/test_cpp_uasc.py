@@ -1,0 +1,122 @@
+"""CPP plan lengths (derived from DfE's stock by length) and UASC ages at the start."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caresim.engine.initial import _elapsed_in_band, uasc_stock_ages, uasc_stock_shares
+from caresim.pathway.sojourn import SojournDist
+from caresim.population import cpp_lengths as cl
+from caresim.scenario.loader import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path("/work/shared/data")
+needs_shared = pytest.mark.skipif(not (SHARED / "dfe").is_dir(), reason="shared data absent")
+
+
+def _scenario_sojourn():
+    sc = load_scenario(ROOT / "scenarios/baseline_derived.yaml").scenario
+    return sc.pathway["child_protection_plan"].sojourn
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    starts, stock = cl.national_series(SHARED / "dfe")
+    return starts, stock, cl.fit(starts, stock)
+
+
+@needs_shared
+def test_scenario_bands_are_the_derivation(fitted):
+    """baseline_derived.yaml's CPP bands are cpp_lengths.fit's, as written by its main()."""
+    bands = _scenario_sojourn().bands
+    expected = fitted[2].bands()
+    assert [b.upto for b in bands] == [b["upto"] for b in expected]
+    assert [b.p for b in bands] == pytest.approx([b["p"] for b in expected], abs=2e-4)
+
+
+@needs_shared
+def test_fit_reproduces_stock_by_length_every_year(fitted):
+    """Each year 2019-2024: the plans open at 31 March by band within sampling-free
+    tolerance of DfE's (shares within 2.5 points; the 2y+ band within 15%)."""
+    starts, stock, d = fitted
+    for y in cl.YEARS:
+        model = cl.stock_by_length(d, starts, y, cl.AGE_OUT_SHARE)
+        pub = stock.loc[y].to_numpy()
+        assert model.sum() == pytest.approx(pub.sum(), rel=0.03)
+        assert model / model.sum() * 100 == pytest.approx(pub / pub.sum() * 100, abs=2.5)
+        assert model[-1] == pytest.approx(pub[-1], rel=0.15)
+
+
+@needs_shared
+def test_open_band_has_plans_beyond_three_years(fitted):
+    d = fitted[2]
+    assert d.survival(np.array([1095.0]))[0] > 0.002
+    assert d.edges[-1] > 1095
+    # as many plans reach 2 years as the 2019-20 endings say (R249, 3.6%), after the cut at 18
+    ended = d.survival(np.array([730.0]))[0] * (1 - cl.AGE_OUT_SHARE)
+    assert ended == pytest.approx(cl.ENDED_2YPLUS, rel=0.05)
+
+
+def test_elapsed_in_open_band_follows_equilibrium():
+    """Plans in progress in the 2y+ band: time so far has density S(t) beyond 730 days,
+    reaching past 3 years."""
+    soj = SojournDist.from_spec(_scenario_sojourn())
+    u = np.random.default_rng(1).random(200_000)
+    el = _elapsed_in_band(soj, u, 730.0, np.inf)
+    assert el.min() >= 730 and el.max() > 1095
+    t = np.linspace(730, 2000, 4001)
+    s = soj.survival(t)
+    mean = 730 + np.trapezoid((t - 730) * s, t) / np.trapezoid(s, t)
+    assert el.mean() == pytest.approx(mean, rel=0.01)
+    # inside a flat-ended band it is uniform where S is linear: mean between the edges
+    el = _elapsed_in_band(soj, u, 0.0, 91.0)
+    assert 0 <= el.min() and el.max() <= 91 and el.mean() < 45.5
+
+
+def test_uasc_stock_ages_follow_arrivals_at_equilibrium():
+    """Stock density proportional to the arrival ages' CDF: with all arrivals uniform at
+    16-17, ages are triangular on [16, 18) (mean 17 1/3)."""
+    ages = uasc_stock_ages(np.random.default_rng(2).random(200_000), {"16-17": 1.0})
+    assert ages.min() >= 16 and ages.max() < 18
+    assert ages.mean() == pytest.approx(16 + 4 / 3, abs=0.01)
+    # 15% arriving at 10-15 (uniform) are 28% of the stock: they stay longer
+    shares = uasc_stock_shares({"10-15": 0.15, "16-17": 0.85})
+    assert shares.sum() == pytest.approx(1.0)
+    assert shares[:3] == pytest.approx(0.0)
+    assert shares[3] == pytest.approx(0.45 / 1.6, abs=1e-3)
+
+
+def test_starting_stock_prior_cpp(tiny, la_inputs):
+    """initial_state.prior_cpp gives that share of the starting stocks (children in care
+    included) a plan before; without it children in care have none."""
+    from caresim.engine.simulation import Simulation
+    from caresim.pathway.compiled import STATE_INDEX
+    from caresim.scenario.model import ProbParam
+
+    def shares(p):
+        init = tiny.scenario.initial_state
+        if p is not None:
+            init = init.model_copy(update={"prior_cpp": ProbParam(value=p, assumption="test")})
+        sc = tiny.scenario.model_copy(update={"initial_state": init, "years": 1})
+        sim = Simulation(sc, la_inputs, seed=3, replication=0, scale=0.5)
+        from caresim.engine import initial
+        initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
+        k, n = sim.kids, sim.kids.n
+        care = k.in_care[:n] & ~k.uasc[:n]
+        cin = k.state[:n] == STATE_INDEX["child_in_need"]
+        return k.prior_cpp[:n][care].mean(), k.prior_cpp[:n][cin].mean()
+
+    care0, _ = shares(None)
+    assert care0 == 0.0
+    care, cin = shares(0.6)
+    assert care == pytest.approx(0.6, abs=0.05) and cin == pytest.approx(0.6, abs=0.05)
+
+
+def test_starting_stock_prior_cpp_rejects_bad_share():
+    from pydantic import ValidationError
+
+    from caresim.scenario.model import InitialState
+
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        InitialState(prior_cpp={"value": 1.5, "assumption": "x", "range": [0.1, 0.4]})
