@@ -169,6 +169,19 @@ def test_backtest_holds_year_values_at_the_last_trained_year(tiny):
     assert sc.court.capacity_multiplier(2025) == 0.9
 
 
+def test_backtest_fits_no_parameter_of_a_later_year():
+    from pathlib import Path
+
+    from caresim.analysis.calibrate import load_config
+    from caresim.analysis.calibration_pipeline import trained_parameters
+
+    cfg, _ = load_config(Path(__file__).parent.parent / "calibration" / "config.yaml")
+    names = {s.name for s in trained_parameters(cfg.parameters, 2021)}
+    assert "court_capacity_2021" in names and "s47_trend_per_year" in names
+    assert not names & {"court_capacity_2022", "court_capacity_2023", "court_capacity_2024"}
+    assert len(trained_parameters(cfg.parameters, 2024)) == len(cfg.parameters)
+
+
 # -- schema errors --------------------------------------------------------------------------
 
 def _load_with(tmp_path, tiny_text, extra):

@@ -161,11 +161,8 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
                            f"got {train_until}")
     local = cfg.local.model_copy(update={"years": [y for y in cfg.local.years if y <= train_until]
                                          or [train_until]}) if cfg.local else None
-    # one year's parameters (court capacity by year) of years after the training years
-    # are left out: they stay at their priors, and the projection holds the last trained year's
-    params = [s for s in cfg.parameters if s.year is None or s.year <= train_until]
     fit_cfg = cfg.model_copy(update={"train": (cfg.train[0], train_until), "local": local,
-                                     "parameters": params})
+                                     "parameters": trained_parameters(cfg.parameters, train_until)})
     problem = build_problem(fit_cfg, cfg_path)
     prior = np.array([float(get_path(problem.base, s.path)) for s in fit_cfg.parameters])
     last = int(problem.targets.year.max())
@@ -199,6 +196,13 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
                       f"projected from 31 March {train_until}", None, man)
         write_csv(params, folder.path / "parameters.csv")
     return folder.final, table
+
+
+def trained_parameters(params: list, year: int) -> list:
+    """The parameters a fit trained to `year` can fit: one year's parameters (court capacity
+    by year) of later years are left out; they keep their priors, and the projection holds
+    the last trained year's value (`trained_years`)."""
+    return [s for s in params if s.year is None or s.year <= year]
 
 
 def trained_years(sc, year: int):
