@@ -66,6 +66,9 @@ class ParamSpec(_Strict):
     path: str = Field(description="dotted path into the scenario, e.g. court.capacity_cases.value")
     bounds: tuple[float, float]
     log: bool = False
+    year: int | None = Field(
+        None, description="the financial year (ending year) the parameter is for, if it is one "
+                          "year's value: a backtest trained to an earlier year does not fit it")
 
     @pydantic.model_validator(mode="after")
     def _ok(self) -> "ParamSpec":

@@ -161,9 +161,10 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
                            f"got {train_until}")
     local = cfg.local.model_copy(update={"years": [y for y in cfg.local.years if y <= train_until]
                                          or [train_until]}) if cfg.local else None
-    fit_cfg = cfg.model_copy(update={"train": (cfg.train[0], train_until), "local": local})
+    fit_cfg = cfg.model_copy(update={"train": (cfg.train[0], train_until), "local": local,
+                                     "parameters": trained_parameters(cfg.parameters, train_until)})
     problem = build_problem(fit_cfg, cfg_path)
-    prior = np.array([float(get_path(problem.base, s.path)) for s in cfg.parameters])
+    prior = np.array([float(get_path(problem.base, s.path)) for s in fit_cfg.parameters])
     last = int(problem.targets.year.max())
     with OutputFolder(out, "backtest", force=force) as folder, _executor(jobs) as ex:
         fit = calibrate(problem, progress=progress, executor=ex)
@@ -172,7 +173,7 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
         proj_cfg = fit_cfg.model_copy(update={"start": start, "train": (train_until + 1, last)})
         proj = build_problem(proj_cfg, cfg_path, start=start)
         proj.la_multipliers = fit.la_multipliers
-        sc = proj.scenario(fit.theta, years=last - train_until)
+        sc = trained_years(proj.scenario(fit.theta, years=last - train_until), train_until)
         if inputs == "held":
             sc = _held_inputs(sc, proj.history, train_until)
         from caresim.analysis.calibrate import simulate_means
@@ -195,6 +196,28 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
                       f"projected from 31 March {train_until}", None, man)
         write_csv(params, folder.path / "parameters.csv")
     return folder.final, table
+
+
+def trained_parameters(params: list, year: int) -> list:
+    """The parameters a fit trained to `year` can fit: one year's parameters (court capacity
+    by year) of later years are left out; they keep their priors, and the projection holds
+    the last trained year's value (`trained_years`)."""
+    return [s for s in params if s.year is None or s.year <= year]
+
+
+def trained_years(sc, year: int):
+    """The scenario without year-indexed values after `year` (the last training year):
+    court capacity by year is held at its value in `year`, and held trends stop at `year`."""
+    court = sc.court
+    by_year = {y: v for y, v in court.capacity_by_year.items() if y <= year}
+    if court.capacity_by_year and not by_year:  # all later: the first year's value
+        first = min(court.capacity_by_year)
+        by_year = {first: court.capacity_by_year[first]}
+    trends = [t.model_copy(update={"through_year": max(min(t.through_year, year),
+                                                       t.from_year or year)})
+              if t.after == "held" else t for t in sc.trends]
+    return sc.model_copy(update={"court": court.model_copy(update={"capacity_by_year": by_year}),
+                                 "trends": trends})
 
 
 def _held_inputs(sc, history: pd.DataFrame, year: int):

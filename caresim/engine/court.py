@@ -69,6 +69,13 @@ class CourtArea:
         heapq.heappush(self._heap, (self._v + work, next(self._seq), payload))
         self._reschedule()
 
+    def set_capacity(self, capacity: float) -> None:
+        """Change the capacity now (e.g. at a financial year's start): progress so far ran
+        at the old pace, the rest runs at the new one."""
+        self._advance()
+        self.capacity = capacity
+        self._reschedule()
+
     def preload(self, payload: Any, remaining_work: float) -> None:
         """Put a case already in progress at the start (same as submit at time 0)."""
         self.submit(payload, remaining_work)

@@ -249,7 +249,16 @@ class Simulation:
         share = share / share.sum() if share.sum() > 0 else np.full(len(names), 1 / len(names))
         total = court.capacity_cases.value * self.scale * self.las_share()
         alpha = court.congestion_elasticity.value
-        self.courts = [CourtArea(self.env, float(total * s), self._court_done, alpha) for s in share]
+        # capacity by financial year (court.capacity_by_year), changing at each 1 April
+        first = self.sc.start.year + 1
+        mult = [court.capacity_multiplier(first + k) for k in range(len(self.edges) - 1)]
+        self.courts = [CourtArea(self.env, float(total * s * mult[0]), self._court_done, alpha)
+                       for s in share]
+        self._court_share = share * total
+        for k in range(1, len(mult)):
+            if mult[k] != mult[k - 1]:
+                ev = self.env.timeout(float(self.edges[k]) - self.env.now)
+                ev.callbacks.append(lambda _ev, m=mult[k]: self._set_court_capacity(m))
         self.proc_rule = self.pathway.rule(S["proceedings"])
         # share entering interim care at issue, by the state proceedings are issued from
         self._interim_share = np.full(len(S), court.interim_care_at_issue.value)
@@ -264,6 +273,10 @@ class Simulation:
         self._la_rules = np.array(
             [self.pathway.rule(la_state, v).rule_id if self.pathway.has(la_state, v) else fallback
              for v in (*LEGAL_STATUSES, "uasc")], dtype=np.int32)
+
+    def _set_court_capacity(self, mult: float) -> None:
+        for c, base in zip(self.courts, self._court_share):
+            c.set_capacity(float(base * mult))
 
     def las_share(self) -> float:
         """Simulated LAs' share of England's referrals (1 for a national run)."""
@@ -804,6 +817,10 @@ class Simulation:
                 out[sel] = self.pathway.rule(int(s)).rule_id
         return out
 
+    def _financial_year(self, t: np.ndarray) -> np.ndarray:
+        """Financial year (ending year: 2021 = 2020-21) of simulation times t (days)."""
+        return self.sc.start.year + np.searchsorted(self.edges, t, side="right")
+
     def _draw(self, r: CompiledRule, idx: np.ndarray, t: np.ndarray, family: bool = False,
               elapsed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exit and duration for children starting a stay in rule `r` at times t.
@@ -820,13 +837,16 @@ class Simulation:
             age = _youngest_in_family(k.fam[idx], age)
         hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx]], axis=1)
         band = age_band(age)
-        e, dur = r.draw(u_exit, u_time, k.la[idx], band, hist, elapsed=elapsed)
-        sched = self._effect_schedule(r, idx, t if elapsed is None else t - elapsed)
+        t_stay = t if elapsed is None else t - elapsed
+        year = self._financial_year(t_stay) if r.trends else None
+        e, dur = r.draw(u_exit, u_time, k.la[idx], band, hist, elapsed=elapsed, year=year)
+        sched = self._effect_schedule(r, idx, t_stay)
         if sched is not None:
             sel, breaks, mults = sched
             e[sel], dur[sel] = r.draw_piecewise(
                 u_exit[sel], u_time[sel], k.la[idx[sel]], band[sel], hist[sel], breaks, mults,
-                elapsed=None if elapsed is None else elapsed[sel])
+                elapsed=None if elapsed is None else elapsed[sel],
+                year=None if year is None else year[sel])
         return e, dur
 
     # -- interventions --------------------------------------------------------------------

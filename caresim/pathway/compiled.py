@@ -55,16 +55,33 @@ class CompiledRule:
     names: list[str]  # "from->to" per exit
     hazard: np.ndarray = field(default=None)  # (n_la, n_exits) hazard multipliers
     duration: np.ndarray = field(default=None)  # (n_la,) sojourn time multipliers
+    trends: list = field(default_factory=list)  # (exit index, scenario Trend) pairs
 
     @property
     def n_exits(self) -> int:
         return len(self.labels)
 
-    def exit_probabilities(self, band: np.ndarray, history: np.ndarray) -> np.ndarray:
+    def exit_probabilities(self, band: np.ndarray, history: np.ndarray,
+                           year: np.ndarray | None = None) -> np.ndarray:
         """(n, n_exits) exit probabilities before hazard multipliers.
 
-        `band`: age band index per child; `history`: (n, n_flags) boolean history flags.
+        `band`: age band index per child; `history`: (n, n_flags) boolean history flags;
+        `year`: financial year (ending year) each stay starts in, for the trends.
         """
+        q = self._exit_probabilities(band, history)
+        if year is None or not self.trends:
+            return q
+        for e, tr in self.trends:
+            m = tr.multiplier(year)
+            # exit e's probability times m (at most 1); the other exits share the rest
+            new = np.minimum(q[:, e] * m, 1.0)
+            rest = 1.0 - q[:, e]
+            scale = np.where(rest > 0, (1.0 - new) / np.where(rest > 0, rest, 1.0), 0.0)
+            q = q * scale[:, None]
+            q[:, e] = new
+        return q
+
+    def _exit_probabilities(self, band: np.ndarray, history: np.ndarray) -> np.ndarray:
         w = self.p[None, :] * self.age_mult[band]
         if history.any():
             for f in range(self.hist_mult.shape[0]):
@@ -82,10 +99,12 @@ class CompiledRule:
         history: np.ndarray,
         extra_hazard: np.ndarray | None = None,
         elapsed: np.ndarray | None = None,
+        year: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exit index and duration (days) for a batch of children starting (or, with
-        `elapsed`, part-way through) a stay in this rule's state."""
-        q = self.exit_probabilities(band, history)
+        `elapsed`, part-way through) a stay in this rule's state (in financial years
+        `year`, for the trends)."""
+        q = self.exit_probabilities(band, history, year)
         h = self.hazard[la]
         if extra_hazard is not None:
             h = h * extra_hazard
@@ -115,6 +134,7 @@ class CompiledRule:
         breaks: np.ndarray,
         mults: np.ndarray,
         elapsed: np.ndarray | None = None,
+        year: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Like `draw`, with hazard multipliers that change during the stay.
 
@@ -125,7 +145,7 @@ class CompiledRule:
         sum_j k_j (H(min(t, b_j+1)) - H(b_j)) with k_j = sum_e q_e h_e m_je; the stay ends
         where it reaches -log(u_time) (plus its value at `elapsed`, for a stay in progress),
         and by exit e with probability q_e h_e m_je / k_j of the segment it ends in."""
-        q = self.exit_probabilities(band, history)
+        q = self.exit_probabilities(band, history, year)
         qh = (q * self.hazard[la])[:, None, :] * mults  # (n, m, E)
         k = qh.sum(axis=2)  # (n, m)
         d = self.duration[la][:, None]
@@ -174,6 +194,15 @@ class Pathway:
             for variant, rule in spec.rules().items():
                 self._add(state_name, variant, rule, n_la)
         self.transitions = sorted({n for r in self.rules for n in r.names})
+        for tr in scenario.trends:
+            found = False
+            for r in self.rules:
+                for e, name in enumerate(r.names):
+                    if name == tr.transition:
+                        r.trends.append((e, tr))
+                        found = True
+            if not found:
+                raise KeyError(tr.transition)
 
     def _add(self, state_name: str, variant: str, rule: StateRule, n_la: int) -> None:
         probs = rule.probabilities()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal, get_args
 
+import numpy as np
+
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -78,6 +80,8 @@ HistoryFlag = Literal["prior_care", "prior_cpp", "rereferral", "uasc"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 #: "A->B": a named transition between two canonical states
 TransitionName = Annotated[str, Field(pattern=r"^[a-z0-9_]+->[a-z0-9_]+$")]
+#: a financial year by its ending year (2021 = April 2020 to March 2021)
+FinancialYear = Annotated[int, Field(ge=2000, le=2060)]
 
 
 class Strict(BaseModel):
@@ -351,6 +355,21 @@ class Court(Provenance):
         default_factory=dict,
         description="the same share for proceedings issued from a given state (e.g. pre_proceedings), overriding interim_care_at_issue",
     )
+    capacity_by_year: dict[FinancialYear, NonNegParam] = Field(
+        default_factory=dict,
+        description="capacity in a financial year (by its ending year: 2021 = 2020-21) relative to "
+                    "capacity_cases, changing at 1 April; before the first year listed the first "
+                    "value applies, after the last the last (held in projections)",
+    )
+
+    def capacity_multiplier(self, year: int) -> float:
+        """capacity_by_year's multiplier in financial year `year` (ending year); 1 if empty."""
+        if not self.capacity_by_year:
+            return 1.0
+        years = sorted(self.capacity_by_year)
+        y = min(max(year, years[0]), years[-1])
+        y = max(k for k in years if k <= y)  # a gap holds the previous year's value
+        return float(self.capacity_by_year[y].value)
 
 
 class PlacementSupply(Provenance):
@@ -465,6 +484,41 @@ class LocalVariation(Provenance):
     )
     index: LaIndex = Field(description="LA index from la_inputs (see caresim.population.local)")
     bounds: tuple[PositiveFloat, PositiveFloat] = (0.25, 4.0)
+
+
+class Trend(Provenance):
+    """A trend in a transition's probability over financial years.
+
+    In financial year Y (by its ending year: 2021 = 2020-21) the exit probability of
+    `transition` (after age and history multipliers, before LA hazard multipliers) is
+    multiplied by per_year ** (Y' - base_year), where Y' is Y held within
+    [from_year, through_year]; the state's other exits share the rest in their
+    proportions, and the time in the state is unchanged. The year is the one in which the
+    stay starts. `after` says what happens after `through_year` (the last year the data
+    show): `held` at through_year's level (the default, an assumption to name in
+    `assumption`) or `continues`."""
+
+    transition: TransitionName
+    per_year: NonNegParam = Field(description="multiplier per year (1 = no trend)")
+    base_year: FinancialYear = Field(
+        description="the year whose level is the exit's `p` (multiplier 1)")
+    from_year: FinancialYear | None = Field(
+        None, description="before this year the multiplier is held at its level (none: the trend runs back)")
+    through_year: FinancialYear = Field(description="the last year the trend is known (from the data)")
+    after: Literal["held", "continues"] = Field(
+        "held", description="after through_year: held at through_year's level, or continues")
+
+    @model_validator(mode="after")
+    def _years_ordered(self) -> "Trend":
+        if self.from_year is not None and self.through_year < self.from_year:
+            raise ValueError(f"through_year {self.through_year} is before from_year {self.from_year}")
+        return self
+
+    def multiplier(self, year):
+        """The multiplier in financial year(s) `year` (ending year; a number or an array)."""
+        lo = -np.inf if self.from_year is None else self.from_year
+        hi = self.through_year if self.after == "held" else np.inf
+        return self.per_year.value ** (np.clip(year, lo, hi) - self.base_year)
 
 
 class HazardMultiplier(Provenance):
@@ -632,6 +686,9 @@ class Scenario(Strict):
     initial_state: InitialState = Field(default_factory=InitialState)
     local_variation: list[LocalVariation] = Field(default_factory=list)
     hazard_multipliers: list[HazardMultiplier] = Field(default_factory=list)
+    trends: list[Trend] = Field(
+        default_factory=list,
+        description="trends in transition probabilities over financial years (see Trend)")
     interventions: dict[Annotated[str, Field(pattern=r"^[a-z0-9_]+$")], Intervention] = Field(
         default_factory=dict, description="interventions by name (see Intervention)"
     )
@@ -654,6 +711,7 @@ class Scenario(Strict):
             for e in rule.exits.values()
         }
         named = [h.transition for h in self.hazard_multipliers] + [
+            t.transition for t in self.trends] + [
             t for lv in self.local_variation for t in lv.transitions
         ] + [t for iv in self.interventions.values() for e in iv.effects for t in e.transitions]
         with_variants = sorted(s for s, spec in self.pathway.items()
