@@ -236,3 +236,34 @@ def test_unpublished_uasc_arrivals_only_in_fitting_runs(tiny, la_inputs, history
                    config=cfg, regions=regions)
     assert prob.scenario(theta).arrivals.uasc.per_year == 1234.0
     assert base["arrivals"]["uasc"]["per_year"] == tiny.scenario.arrivals.uasc.per_year
+
+
+def test_fitted_yaml_sets_values_in_lists_and_year_keys(tmp_path):
+    """`extends` replaces lists whole and YAML reads `2021:` as a number: the fitted overlay
+    must copy the prior's list and use its keys, or the baseline would not load (a list
+    path) or would lose the prior's sources (a year key)."""
+    from caresim.analysis.calibrate import fitted_yaml
+    from caresim.scenario.loader import load_merged, load_scenario
+    from conftest import ROOT
+
+    prior = ROOT / "scenarios" / "baseline_derived.yaml"
+    params = pd.DataFrame([
+        {"name": "s47_trend", "path": "trends[0].per_year.value", "prior": 1.06,
+         "fitted": 1.0731, "lower_95": 1.05, "upper_95": 1.09},
+        {"name": "cap_2022", "path": "court.capacity_by_year.2022.value", "prior": 0.74,
+         "fitted": 0.6612, "lower_95": 0.55, "upper_95": 0.77},
+    ])
+    text = fitted_yaml(params, str(prior), "test", "manifest.json", {}, prior_doc=load_merged(prior))
+    (tmp_path / "parameters.yaml").write_text(text)
+    fitted = load_scenario(tmp_path / "parameters.yaml").resolved
+    base = load_scenario(prior).resolved
+    assert fitted["trends"][0]["per_year"]["value"] == 1.0731
+    assert fitted["trends"][0]["per_year"]["range"] == [1.05, 1.09]
+    assert fitted["trends"][1] == base["trends"][1]  # the other item is the prior's
+    assert len(fitted["trends"]) == len(base["trends"])
+    cap = fitted["court"]["capacity_by_year"]["2022"]
+    assert cap["value"] == 0.6612
+    assert cap["sources"] == base["court"]["capacity_by_year"]["2022"]["sources"] != []
+    with pytest.raises(Exception, match="no item 5"):
+        fitted_yaml(params.assign(path="trends[5].per_year.value"), str(prior), "t", "m", {},
+                    prior_doc=load_merged(prior))

@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import multiprocessing as mp
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -429,11 +430,15 @@ def targets_hash(path: Path) -> str:
 
 
 def fitted_yaml(params: pd.DataFrame, prior_rel: str, command: str, manifest_rel: str,
-                data: dict[str, str]) -> str:
+                data: dict[str, str], prior_doc: dict | None = None) -> str:
     """A partial scenario: `extends` the prior and sets the fitted values (and the fitted
     data files). Where the fitted number is a parameter's own value (`value`, `p`, `mean`),
     its `note` says it was fitted and its `range` becomes the 95% interval, so sensitivity
-    sweeps use the calibrated range. `params` is `parameters_table`'s output."""
+    sweeps use the calibrated range. `params` is `parameters_table`'s output.
+
+    `extends` merges mappings key by key but replaces lists, so a path through a list item
+    (`trends[0].per_year.value`) copies the whole list from `prior_doc` (the prior as
+    written, `caresim.scenario.loader.load_merged`) and sets the value in the copy."""
     doc: dict = {"extends": prior_rel, "data": dict(data)}
     lines = [
         "# Fitted by `caresim calibrate` — do not edit by hand; rerun the command instead.",
@@ -442,12 +447,12 @@ def fitted_yaml(params: pd.DataFrame, prior_rel: str, command: str, manifest_rel
         "# Fitted values (95% interval):",
     ]
     for r in params.itertuples():
-        keys = r.path.split(".")
-        node = doc
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = round(float(r.fitted), 6)
-        if keys[-1] in ("value", "p", "mean"):
+        *parents, last = r.path.split(".")
+        node, prior_node = doc, prior_doc
+        for seg in parents:
+            node, prior_node = _descend(node, prior_node, seg, r.path)
+        node[last] = round(float(r.fitted), 6)
+        if last in ("value", "p", "mean"):
             node["note"] = (f"fitted by caresim calibrate ({manifest_rel}): {r.fitted:.4g}, 95% "
                             f"interval {r.lower_95:.4g} to {r.upper_95:.4g}; prior {r.prior:.4g} "
                             "(scenarios/baseline_derived.yaml)")
@@ -458,6 +463,32 @@ def fitted_yaml(params: pd.DataFrame, prior_rel: str, command: str, manifest_rel
     buf = io.StringIO()
     y.dump(doc, buf)
     return "\n".join(lines) + "\n" + buf.getvalue()
+
+
+def _descend(node: dict, prior: Any, seg: str, path: str) -> tuple[dict, Any]:
+    """One step of a fitted path (`court`, `effects[0]`) in the overlay being built, and
+    in the prior alongside it; a list met on the way is copied whole from the prior."""
+    m = re.fullmatch(r"([^\[\]]+)((?:\[\d+\])*)", seg)
+    if m is None:
+        raise CaresimError(f"parameter path {path!r}: cannot read {seg!r}")
+    key, indices = m[1], [int(i) for i in re.findall(r"\d+", m[2])]
+    if isinstance(prior, dict):  # the prior's own key: YAML reads `2021:` as a number
+        key = next((k for k in prior if str(k) == key), key)
+        prior = prior.get(key)
+    else:
+        prior = None
+    if not indices:
+        return node.setdefault(key, {}), prior
+    if key not in node:
+        if not isinstance(prior, list):
+            raise CaresimError(f"parameter path {path!r}: {key!r} is not a list in the prior scenario")
+        node[key] = copy.deepcopy(prior)
+    node, prior = node[key], prior
+    for i in indices:
+        if not isinstance(node, list) or i >= len(node):
+            raise CaresimError(f"parameter path {path!r}: {key} has no item {i}")
+        node, prior = node[i], prior[i] if isinstance(prior, list) and i < len(prior) else None
+    return node, prior
 
 
 def parameter_samples(cfg: CalibrationConfig, fit: FitResult) -> pd.DataFrame:

@@ -44,7 +44,7 @@ from caresim.report.fitreport import fit_checks, la_charts, national_charts, sum
 from caresim.results.store import OutputFolder, write_manifest
 from caresim.results.summary import write_csv
 from caresim.runner.pipeline import read_table
-from caresim.scenario.loader import load_scenario
+from caresim.scenario.loader import load_merged, load_scenario
 from caresim.scenario.model import Geography
 
 METHOD = ("Method: bounded least squares on the simulation (common random numbers), LA "
@@ -112,7 +112,8 @@ def _write_fitted(cfg: CalibrationConfig, cfg_path: Path, fit: FitResult, man: d
     prior = Path(os.path.relpath(cfg_path.parent / cfg.scenario, target)).as_posix()
     text = fitted_yaml(params, prior, command, "calibration/fitted/manifest.json",
                        {"la_multipliers": "la_multipliers.csv",
-                        "parameter_samples": "parameter_samples.csv"})
+                        "parameter_samples": "parameter_samples.csv"},
+                       prior_doc=load_merged(cfg_path.parent / cfg.scenario))
     (staging / "parameters.yaml").write_text(text)
     write_csv(parameter_samples(cfg, fit), staging / "parameter_samples.csv")
     if fit.la_multipliers is not None:
@@ -121,6 +122,12 @@ def _write_fitted(cfg: CalibrationConfig, cfg_path: Path, fit: FitResult, man: d
         las = pd.DataFrame({"geography": []})
         write_csv(las, staging / "la_multipliers.csv")
     write_manifest(staging, man)
+    try:  # the baseline extends this file: never swap in one that does not load
+        load_scenario(staging / "parameters.yaml")
+    except CaresimError as exc:
+        raise CaresimError(f"the fitted scenario written by calibrate does not load, so "
+                           f"{target} was left as it was; the rejected files are in "
+                           f"{staging}:\n{exc}") from exc
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

@@ -154,6 +154,12 @@ def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
     )
 
 
+def load_merged(path: str | os.PathLike[str]) -> dict:
+    """The file's data merged over its `extends` chain, as written (not validated, no
+    defaults filled in): what an overlay copies when it must replace a whole list."""
+    return _load_chain(Path(path), ())[0]
+
+
 def load_document(path: str | os.PathLike[str], model: type[pydantic.BaseModel],
                   file_keys: tuple[str, ...] = ()):
     """Read and validate another kind of YAML document (e.g. a virtual trial) against
