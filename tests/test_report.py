@@ -100,6 +100,26 @@ court:
     assert c["sources"] or c["assumption"]
 
 
+def test_dropped_or_added_list_blocks_are_a_row_of_their_own(tmp_path):
+    """A scenario without the baseline's trends (or with one of two) lists the change at
+    `trends`, never as a row without a path."""
+    base = load_scenario(BASELINE).resolved
+    n = len(base["trends"])
+    assert n >= 2
+    f = tmp_path / "s.yaml"
+    f.write_text(f"extends: {BASELINE}\nname: no_trends\ntrends: []\n")
+    rows = differences_from_baseline(load_scenario(f).resolved)["rows"]
+    assert [(r["path"], r["values"], r["baseline"]) for r in rows] == [
+        ("trends", {"trends": "0 item(s)"}, {"trends": f"{n} item(s)"})]
+    one = dict(base["trends"][0], per_year=dict(base["trends"][0]["per_year"], value=1.02))
+    one.pop("from_year", None)
+    f.write_text(f"extends: {BASELINE}\nname: one_trend\ntrends: {json.dumps([one])}\n")
+    rows = {r["path"]: r for r in differences_from_baseline(load_scenario(f).resolved)["rows"]}
+    assert rows["trends"]["values"] == {"trends": "1 item(s)"}
+    assert rows["trends[0].per_year"]["values"] == {"value": 1.02}
+    assert "" not in rows
+
+
 # --- run and compare briefs ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")

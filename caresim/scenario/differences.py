@@ -59,6 +59,11 @@ def evidence_text(sources: list[str], assumption: str | None) -> str:
     return "; ".join(parts)
 
 
+def _blocks(node: Any) -> bool:
+    """A list of mappings (possibly empty): `trends`, an intervention's `effects`."""
+    return isinstance(node, list) and all(isinstance(x, dict) for x in node)
+
+
 def _is_block(node: dict) -> bool:
     return "sources" in node and "assumption" in node
 
@@ -80,6 +85,14 @@ def _walk(node: Any, base: Any, path: str, evidence: tuple, out: list[Difference
         if key in PROVENANCE_KEYS or key in TEXT_KEYS or (not path and key in SCOPE_KEYS):
             continue
         sub = f"{path}.{key}" if path else key
+        was = base.get(key)
+        if _blocks(value) and _blocks(was) and len(value) != len(was):
+            # blocks added or dropped (e.g. a scenario without the baseline's `trends`): a row
+            # of their own, then the items both have are compared one by one
+            out.append(Difference(sub, {key: f"{len(value)} item(s)"}, {key: f"{len(was)} item(s)"},
+                                  None, [], None, inherited=False, note=None))
+            if not value:
+                continue
         if isinstance(value, dict) or (isinstance(value, list) and value and all(isinstance(x, dict) for x in value)):
             children.append((value, base.get(key), sub))
         elif value is not None and value != base.get(key):
