@@ -212,18 +212,31 @@ def trained_parameters(params: list, year: int) -> list:
     return [s for s in params if s.year is None or s.year <= year]
 
 
+def _by_year_through(by_year: dict, last: int) -> dict:
+    """A by-financial-year mapping without its years after `last` (so the last kept value is
+    held); if every year is later, the first year's value alone."""
+    kept = {y: v for y, v in by_year.items() if y <= last}
+    if by_year and not kept:
+        first = min(by_year)
+        kept = {first: by_year[first]}
+    return kept
+
+
 def trained_years(sc, year: int):
     """The scenario without year-indexed values after `year` (the last training year):
-    court capacity by year is held at its value in `year`, and held trends stop at `year`."""
+    court capacity by year is held at its value in `year`, and held trends stop at `year`.
+    The adoption placement lead by year is kept through `year` + 1: adoptions in year + 1
+    are the ones whose lead sets the placed-for-adoption stock at 31 March of `year`."""
     court = sc.court
-    by_year = {y: v for y, v in court.capacity_by_year.items() if y <= year}
-    if court.capacity_by_year and not by_year:  # all later: the first year's value
-        first = min(court.capacity_by_year)
-        by_year = {first: court.capacity_by_year[first]}
+    by_year = _by_year_through(court.capacity_by_year, year)
+    pl = sc.placements
+    lead = _by_year_through(pl.adoption_placement_lead_by_year, year + 1)
     trends = [t.model_copy(update={"through_year": max(min(t.through_year, year),
                                                        t.from_year or year)})
               if t.after == "held" else t for t in sc.trends]
     return sc.model_copy(update={"court": court.model_copy(update={"capacity_by_year": by_year}),
+                                 "placements": pl.model_copy(
+                                     update={"adoption_placement_lead_by_year": lead}),
                                  "trends": trends})
 
 

@@ -817,6 +817,19 @@ class Simulation:
                 out[sel] = self.pathway.rule(int(s)).rule_id
         return out
 
+    def _pfa_lead_multiplier(self, t_adopt: np.ndarray) -> np.ndarray:
+        """placements.adoption_placement_lead_by_year's multiplier for adoption orders at
+        times t_adopt (days), by their financial year (changing at 1 April)."""
+        # by the calendar (not self.edges, which end at the horizon: an order after it can
+        # fall in any later year)
+        day = np.datetime64(self.sc.start, "D") + np.floor(np.asarray(t_adopt, float)).astype("timedelta64[D]")
+        y = day.astype("datetime64[Y]").astype(int) + 1970
+        month = (day.astype("datetime64[M]").astype(int) % 12) + 1
+        years = y + (month >= 4)
+        uy, inv = np.unique(years, return_inverse=True)
+        m = np.array([self.sc.placements.adoption_lead_multiplier(int(y)) for y in uy])
+        return m[inv]
+
     def _financial_year(self, t: np.ndarray) -> np.ndarray:
         """Financial year (ending year: 2021 = 2020-21) of simulation times t (days)."""
         return self.sc.start.year + np.searchsorted(self.edges, t, side="right")
@@ -1048,5 +1061,8 @@ class Simulation:
                 if adopt.any():
                     ai = ii[adopt]
                     lead = self.pfa_dist.sample(self._u("pfa_lead", ai, k.nev[ai]))
+                    if self.sc.placements.adoption_placement_lead_by_year:
+                        # by the financial year of the adoption order
+                        lead = lead * self._pfa_lead_multiplier(k.t_next[ai])
                     k.t_pfa[ai] = np.maximum(tt[adopt], k.t_next[ai] - lead)
             self._schedule(ii)

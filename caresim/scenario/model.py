@@ -332,6 +332,19 @@ class Arrivals(Strict):
         return v
 
 
+def by_year_value(by_year: dict, year: int, default: float = 1.0) -> float:
+    """The value of a by-financial-year mapping (ending year: 2021 = 2020-21 -> a Param) in
+    financial year `year`: before the first year listed the first value applies, after the
+    last the last (held in projections), and a gap holds the previous year's value;
+    `default` if the mapping is empty. Shared by every `*_by_year` field."""
+    if not by_year:
+        return default
+    years = sorted(by_year)
+    y = min(max(int(year), years[0]), years[-1])
+    y = max(k for k in years if k <= y)
+    return float(by_year[y].value)
+
+
 class Court(Provenance):
     """Family court capacity for care proceedings (processor sharing).
 
@@ -364,12 +377,7 @@ class Court(Provenance):
 
     def capacity_multiplier(self, year: int) -> float:
         """capacity_by_year's multiplier in financial year `year` (ending year); 1 if empty."""
-        if not self.capacity_by_year:
-            return 1.0
-        years = sorted(self.capacity_by_year)
-        y = min(max(year, years[0]), years[-1])
-        y = max(k for k in years if k <= y)  # a gap holds the previous year's value
-        return float(self.capacity_by_year[y].value)
+        return by_year_value(self.capacity_by_year, year)
 
 
 class PlacementSupply(Provenance):
@@ -413,6 +421,13 @@ class Placements(Strict):
     adoption_placement_lead_days: Sojourn = Field(
         description="time before the adoption order at which a child moves to placed_for_adoption"
     )
+    adoption_placement_lead_by_year: dict[FinancialYear, NonNegParam] = Field(
+        default_factory=dict,
+        description="multiplier on adoption_placement_lead_days for children whose adoption "
+                    "order falls in a financial year (by its ending year: 2022 = 2021-22), "
+                    "changing at 1 April; before the first year listed the first value "
+                    "applies, after the last the last (held in projections); empty: 1",
+    )
     return_from_fallback: list[PlacementType] = Field(
         default_factory=list,
         description="children placed in one of these types only because their preferred type "
@@ -425,6 +440,11 @@ class Placements(Strict):
         description="moves between placement types at given ages while in care "
                     "(e.g. foster to supported accommodation at 16)",
     )
+
+    def adoption_lead_multiplier(self, year: int) -> float:
+        """adoption_placement_lead_by_year's multiplier for adoption orders in financial year
+        `year` (ending year); 1 if empty."""
+        return by_year_value(self.adoption_placement_lead_by_year, year)
 
     @model_validator(mode="after")
     def _steps_known(self) -> "Placements":
