@@ -8,29 +8,80 @@ simulated ensemble mean and says whether it is within its tolerance:
 - counts (`stock`, `flow`): |simulated / published - 1| <= tolerance (relative)
 - `share` (percent) and `duration` (weeks): |simulated - published| <= tolerance (absolute)
 - a `>` or `<` figure is a one-sided bound: simulated must be on its side.
+
+A target with a `period` (MoJ's and Cafcass's court figures, published for a quarter or a
+calendar year: `Jan-Mar 2021`, `Jan-Dec 2021`) is compared with the model over the same
+months, from the court completions recorded by quarter of the financial year; its `year` is
+the financial year containing the period's end. `cafcass.proceedings_mean_weeks` (Cafcass's
+average duration of its involvement in s31 proceedings) is compared with the model's
+`proceedings_mean_weeks`.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from caresim.errors import CaresimError
+from caresim.results.metrics import QUARTERS
 
 FIT_COLUMNS = ["target_id", "metric", "year", "published", "simulated", "rel_error"]
-EXTRA_COLUMNS = ["geography", "kind", "unit", "qualifier", "tolerance", "error",
+EXTRA_COLUMNS = ["period", "geography", "kind", "unit", "qualifier", "tolerance", "error",
                  "within_tolerance", "in_training", "source_id"]
 
 
+#: court ratios by period: metric -> (numerator, denominator, factor)
+PERIOD_RATIOS = {
+    "proceedings_mean_weeks": ("proceedings_weeks_total", "proceedings_completed_cases", 1.0),
+    "proceedings_within_26_weeks": ("proceedings_within_26_weeks_cases", "proceedings_completed_cases", 100.0),
+}
+#: target metrics that are another publisher's measure of a model metric
+SAME_AS = {"cafcass.proceedings_mean_weeks": "proceedings_mean_weeks"}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_PERIOD = re.compile(r"([A-Z][a-z]{2})-([A-Z][a-z]{2}) (\d{4})")
+
+
+def period_quarters(period: str) -> list[tuple[int, str]]:
+    """The (financial year, quarter) pairs making up a period `Mmm-Mmm YYYY` that is one
+    quarter (`Jan-Mar 2021`) or a calendar year (`Jan-Dec 2021`).
+
+    >>> period_quarters("Jan-Mar 2021")
+    [(2021, 'jan_mar')]
+    >>> period_quarters("Jan-Dec 2021")[1]
+    (2022, 'apr_jun')
+    """
+    m = _PERIOD.fullmatch(period)
+    if not m or m.group(1) not in MONTHS or m.group(2) not in MONTHS:
+        raise ValueError(f"period {period!r} is not of the form 'Jan-Mar 2021'")
+    first, last, year = MONTHS.index(m.group(1)), MONTHS.index(m.group(2)), int(m.group(3))
+    if first % 3 or last - first not in (2, 11):
+        raise ValueError(f"period {period!r} is neither a quarter nor a calendar year")
+    out = []
+    for month in range(first, last + 1, 3):  # month 0 = January
+        fy = year if month < 3 else year + 1
+        out.append((fy, QUARTERS[(month - 3) % 12 // 3]))
+    return out
+
+
+def period_position(period: str) -> float:
+    """Where a period's middle falls on the axis on which financial year Y is plotted at Y
+    (its middle, 1 October Y-1): `Jan-Mar 2021` -> 2021.375."""
+    quarters = period_quarters(period)
+    mid = sum(fy - 0.5 + (QUARTERS.index(q) + 0.5) / 4 for fy, q in quarters) / len(quarters)
+    return round(mid, 4)
+
+
 def load_targets(path: Path | str) -> pd.DataFrame:
-    """Read targets.csv; qualifier blanks become ''."""
+    """Read targets.csv; qualifier and period blanks become ''."""
     try:
-        t = pd.read_csv(path, dtype={"qualifier": str, "source_id": str})
+        t = pd.read_csv(path, dtype={"qualifier": str, "source_id": str, "period": str})
     except OSError as exc:
         raise CaresimError(f"{path}: cannot read the targets: {exc}") from exc
     t["qualifier"] = t["qualifier"].fillna("")
+    t["period"] = t["period"].fillna("") if "period" in t else ""
     return t
 
 
@@ -48,7 +99,22 @@ def simulated_values(targets: pd.DataFrame, means: pd.Series) -> pd.Series:
         values = [lookup.get((m, year, geo)) for m in metrics.split("+")]
         return None if any(v is None for v in values) else float(sum(values))
 
-    def one(metric: str, year: int, geo: str) -> float:
+    def by_period(metric: str, period: str, geo: str) -> float:
+        if metric not in PERIOD_RATIOS:
+            raise ValueError(f"no period comparison for {metric!r} (period {period!r})")
+        num, den, factor = PERIOD_RATIOS[metric]
+        quarters = period_quarters(period)
+        a = [lookup.get((f"{num}.{q}", fy, geo)) for fy, q in quarters]
+        b = [lookup.get((f"{den}.{q}", fy, geo)) for fy, q in quarters]
+        if any(v is None for v in b):
+            return np.nan  # a quarter not simulated
+        n = sum(b)
+        return factor * sum(v or 0.0 for v in a) / n if n > 0 else np.nan
+
+    def one(metric: str, year: int, geo: str, period: str) -> float:
+        metric = SAME_AS.get(metric, metric)
+        if period:
+            return by_period(metric, period, geo)
         if "/" in metric:
             num, den = metric.split("/", 1)
             a, b = total(num, year, geo), total(den, year, geo)
@@ -57,8 +123,9 @@ def simulated_values(targets: pd.DataFrame, means: pd.Series) -> pd.Series:
             return 100.0 * a / b
         return lookup.get((metric, year, geo), np.nan)
 
-    return pd.Series([one(m, int(y), g) for m, y, g in
-                      zip(targets["metric"], targets["year"], targets["geography"])],
+    periods = targets["period"] if "period" in targets else [""] * len(targets)
+    return pd.Series([one(m, int(y), g, p) for m, y, g, p in
+                      zip(targets["metric"], targets["year"], targets["geography"], periods)],
                      index=targets.index, dtype=float)
 
 
@@ -66,6 +133,8 @@ def fit_table(targets: pd.DataFrame, simulated: pd.Series,
               training: tuple[int, int] | None = None) -> pd.DataFrame:
     """Targets with simulated values, errors and the within-tolerance verdict."""
     t = targets.copy()
+    if "period" not in t:
+        t["period"] = ""
     t["simulated"] = simulated
     t["error"] = t["simulated"] - t["published"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -81,4 +150,4 @@ def fit_table(targets: pd.DataFrame, simulated: pd.Series,
         t["in_training"] = False
     else:
         t["in_training"] = t["year"].between(*training)
-    return t[FIT_COLUMNS + EXTRA_COLUMNS].sort_values(["metric", "geography", "year"]).reset_index(drop=True)
+    return t[FIT_COLUMNS + EXTRA_COLUMNS].sort_values(["metric", "geography", "year", "period"]).reset_index(drop=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from caresim.pathway.compiled import LEGAL_INDEX, STATE_INDEX
+from caresim.results.metrics import QUARTERS
 from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS, STATES
 
 if TYPE_CHECKING:
@@ -41,9 +42,12 @@ DFE_CIN = [S[s] for s in ("referral", "child_in_need", "s47_enquiry", "child_pro
 class Recorder:
     """Accumulates flows (n_years x n_la) and stocks ((n_years + 1) x n_la)."""
 
-    def __init__(self, edges: np.ndarray, n_la: int, first_year: int, audit: bool = False):
+    def __init__(self, edges: np.ndarray, n_la: int, first_year: int, audit: bool = False,
+                 quarter_edges: np.ndarray | None = None):
         self.audit = audit
         self.edges = edges
+        # starts of the financial years' quarters (1 April, 1 July, 1 October, 1 January)
+        self.quarter_edges = quarter_edges
         self.n_years = len(edges) - 1
         self.n_la = n_la
         self.first_year = first_year  # start date's year: stocks at 31 March first_year
@@ -67,6 +71,17 @@ class Recorder:
         flat = np.bincount(y[ok] * self.n_la + np.asarray(la)[ok], weights=w,
                            minlength=self.n_years * self.n_la)
         self.flows[metric] += flat.reshape(self.n_years, self.n_la)
+
+    def flow_by_quarter(self, metric: str, t: np.ndarray, la: np.ndarray,
+                        value: np.ndarray | None = None) -> None:
+        """Add events to `<metric>.<quarter>` of their financial year (QUARTERS)."""
+        t = np.asarray(t, float)
+        q = (np.searchsorted(self.quarter_edges, t, side="right") - 1) % len(QUARTERS)
+        for i, name in enumerate(QUARTERS):
+            m = q == i
+            if m.any():
+                self.flow_value(f"{metric}.{name}", t[m], np.asarray(la)[m],
+                                None if value is None else np.asarray(value, float)[m])
 
     def add_by_year(self, metric: str, year: np.ndarray, la: np.ndarray, value: np.ndarray) -> None:
         """Add values to given year indices (used for costs accrued over time)."""

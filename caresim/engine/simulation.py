@@ -94,6 +94,18 @@ def year_edges(start: dt.date, years: int) -> np.ndarray:
     )
 
 
+def quarter_edges(start: dt.date, years: int) -> np.ndarray:
+    """Days from `start` to the first day of each quarter of the financial years from
+    1 April start.year to 1 April start.year + years (inclusive): 1 April, 1 July,
+    1 October, 1 January."""
+    days = []
+    for k in range(years):
+        for month, offset in ((4, 0), (7, 0), (10, 0), (1, 1)):
+            days.append((dt.date(start.year + k + offset, month, 1) - start).days)
+    days.append((dt.date(start.year + years, 4, 1) - start).days)
+    return np.array(days, dtype=float)
+
+
 def sample_bands(u: np.ndarray, shares: dict[str, float]) -> np.ndarray:
     """Ages (years) from a band distribution, uniform within each band."""
     edges = list(AGE_BAND_EDGES) + [18.0]
@@ -165,7 +177,8 @@ class Simulation:
             extra[f"iv_onset_{j}"] = (np.float64, np.inf)  # when its effect started (inf: never)
             extra[f"iv_arm_{j}"] = (np.int8, 0)  # trial arm: 0 none, 1 control, 2 intervention
         self.kids = Children(extra=extra)
-        self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year, audit=audit)
+        self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year, audit=audit,
+                            quarter_edges=quarter_edges(scenario.start, scenario.years))
         self._buckets: dict[int, list[np.ndarray]] = defaultdict(list)
         self._keys: dict[str, np.uint64] = {}
         self.transitions = 0
@@ -800,6 +813,9 @@ class Simulation:
         self.rec.flow("proceedings_completed_cases", t, la)
         self.rec.flow_value("proceedings_weeks_total", t, la, weeks)
         self.rec.flow("proceedings_within_26_weeks_cases", t[weeks <= 26.0], la[weeks <= 26.0])
+        self.rec.flow_by_quarter("proceedings_completed_cases", t, la)
+        self.rec.flow_by_quarter("proceedings_weeks_total", t, la, weeks)
+        self.rec.flow_by_quarter("proceedings_within_26_weeks_cases", t[weeks <= 26.0], la[weeks <= 26.0])
 
     # -- drawing the next stay ------------------------------------------------------------
     def _variant(self, idx: np.ndarray) -> np.ndarray:

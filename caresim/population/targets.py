@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from caresim.analysis.targets import period_quarters
 from caresim.population import build_inputs as bi
 
 FIRST_YEAR, LAST_YEAR = 2013, 2024
-TARGET_COLUMNS = ["target_id", "metric", "year", "geography", "published", "qualifier", "kind", "unit",
+TARGET_COLUMNS = ["target_id", "metric", "year", "period", "geography", "published", "qualifier", "kind", "unit",
                   "tolerance", "source_id", "source_url", "note"]
 
 CPP_BANDS = tuple(band for band, _, _ in bi.CPP_BANDS)  # le3m, 3to6m, 6to12m, 1to2y, 2yplus
@@ -66,6 +67,7 @@ COUNTS: dict[str, tuple[str, str, str | None]] = {
     "proceedings_issued_cases": ("flow", "applications", None),
     "proceedings_mean_weeks": ("duration", "weeks", None),
     "proceedings_within_26_weeks": ("share", "percent", None),
+    "cafcass.proceedings_mean_weeks": ("duration", "weeks", None),
     "cohort.reentry_1y": ("share", "percent", None),
     "cohort.reentry_5y": ("share", "percent", None),
 }
@@ -125,6 +127,16 @@ EXPLICIT = {
                                          "containing its end); re-entry within 5 years of any exit"),
     "R326": ("care_ceased.returned_home", 2013, "period 'c.2013' taken as 2012-13"),
 }
+# Court figures compared over the months they are published for (a quarter or a calendar
+# year): target metric -> published_figures quantity.
+COURT_PERIOD_METRICS = {
+    "proceedings_mean_weeks": "Mean time for care/supervision case to reach first disposal",
+    "proceedings_within_26_weeks": "Share of care/supervision cases disposed within 26 weeks",
+    "cafcass.proceedings_mean_weeks": "Average duration of Cafcass involvement in s31 (care/supervision) proceedings",
+}
+# Cafcass's duration of involvement against MoJ's time to first disposal over the same quarter:
+# 44 v 43 weeks (Jan-Mar 2021, R265/R276), 45 v 47 (Oct-Dec 2021, R266/R278).
+CAFCASS_MEASURE_WEEKS = 2.0
 LEFT_OUT = {
     "R321": "same finding as R320 (kept), quoted by a charity",
 }
@@ -205,8 +217,23 @@ def geography_slug(geography: str) -> str:
     return geography.replace(" ", "_")
 
 
-def target_id(metric: str, year: int, geography: str) -> str:
-    return f"T-{metric}-{year}-{geography_slug(geography)}"
+def target_id(metric: str, year: int, geography: str, period: str = "") -> str:
+    return f"T-{metric}-{geography_slug(period) if period else year}-{geography_slug(geography)}"
+
+
+def court_period(published: str) -> str | None:
+    """A court figure's period as `Mmm-Mmm YYYY` (caresim.analysis.targets.period_quarters):
+    `Apr-Jun 2019` as is, a calendar year `2021` -> `Jan-Dec 2021`, a Cafcass quarter of the
+    financial year `Q4 2020-21` -> `Jan-Mar 2021`; None for anything else (financial years,
+    half years, ranges)."""
+    if re.fullmatch(r"[A-Z][a-z]{2}-[A-Z][a-z]{2} \d{4}", published):
+        return published
+    if re.fullmatch(r"\d{4}", published):
+        return f"Jan-Dec {published}"
+    if m := re.fullmatch(r"Q([1-4]) (\d{4})-\d{2}", published):
+        q, start = int(m.group(1)), int(m.group(2))
+        return ("Apr-Jun", "Jul-Sep", "Oct-Dec", "Jan-Mar")[q - 1] + f" {start + (q == 4)}"
+    return None
 
 
 def rounded_components(spec: bi.ColumnSpec) -> int:
@@ -248,10 +275,10 @@ def load_inputs(shared: Path, calibration: Path) -> Inputs:
 
 
 def row(metric: str, year: int, geography: str, value: float, qualifier: str, tol: float, source_id: str,
-        source_url: str, note: str) -> dict:
+        source_url: str, note: str, period: str = "") -> dict:
     kind, unit = metric_kind(metric)
-    return {"target_id": target_id(metric, year, geography), "metric": metric, "year": int(year),
-            "geography": geography, "published": float(value), "qualifier": qualifier, "kind": kind,
+    return {"target_id": target_id(metric, year, geography, period), "metric": metric, "year": int(year),
+            "period": period, "geography": geography, "published": float(value), "qualifier": qualifier, "kind": kind,
             "unit": unit, "tolerance": float(tol), "source_id": source_id, "source_url": source_url,
             "note": note}
 
@@ -273,8 +300,8 @@ def history_rows(inputs: Inputs) -> list[dict]:
     history = inputs.history[inputs.history["year"].between(FIRST_YEAR, LAST_YEAR)]
     for r in history.itertuples(index=False):
         metric = HISTORY_RENAME.get(r.metric, r.metric)
-        if metric not in COUNTS:
-            continue
+        if metric not in COUNTS or metric in COURT_PERIOD_METRICS:
+            continue  # court figures: court_period_rows
         if r.geography == "England":
             pass
         elif r.geography in regions and metric in SUBNATIONAL_COUNTS:
@@ -303,6 +330,42 @@ def history_rows(inputs: Inputs) -> list[dict]:
                              "the value")
             note = "; ".join(filter(None, [note, *extra]))
         rows.append(row(metric, r.year, r.geography, value, r.qualifier, tol, r.source_id, url, note))
+    return rows
+
+
+def court_period_rows(inputs: Inputs) -> list[dict]:
+    """England's court durations and shares within 26 weeks (MoJ, England and Wales) and
+    Cafcass's duration of its involvement, one target per published quarter or calendar year
+    whose end falls in FIRST_YEAR..LAST_YEAR; `year` is the financial year containing the end."""
+    rows = []
+    for metric, quantity in COURT_PERIOD_METRICS.items():
+        for r in inputs.published[inputs.published["quantity"] == quantity].itertuples(index=False):
+            period = court_period(r.year)
+            parsed = bi.parse_value(r.value)
+            if period is None or parsed is None:
+                continue
+            year = period_quarters(period)[-1][0]
+            if not FIRST_YEAR <= year <= LAST_YEAR:
+                continue
+            qualifier, value = parsed
+            kind, _ = metric_kind(metric)
+            official = is_official(r.source_title)
+            e_and_w = r.geography == "England and Wales"
+            tol = tolerance(kind, value, qualifier, official=official, england_and_wales=e_and_w)
+            notes = [r.notes.strip().rstrip(";").strip(), f"period {r.year} ({r.geography}), compared over "
+                     f"the same months"]
+            if not official:
+                notes.append(f"secondary source ({r.source_title})")
+            if e_and_w:
+                notes.append("MoJ figure for England and Wales used for England: tolerance at least 5% of "
+                             "the value")
+            if metric.startswith("cafcass."):
+                tol = max(tol, CAFCASS_MEASURE_WEEKS)
+                notes.append(f"Cafcass's measure, not MoJ's: tolerance at least {CAFCASS_MEASURE_WEEKS:g} "
+                             "weeks (44 v 43 weeks in Jan-Mar 2021, R265/R276; 45 v 47 in Oct-Dec 2021, "
+                             "R266/R278)")
+            rows.append(row(metric, year, "England", value, qualifier, tol, r.id, r.source_url,
+                            "; ".join(filter(None, notes)), period=period))
     return rows
 
 
@@ -455,16 +518,17 @@ def la_rows(inputs: Inputs) -> list[dict]:
 
 
 def build_target_table(inputs: Inputs) -> pd.DataFrame:
-    rows = history_rows(inputs) + dfe_extra_counts(inputs) + dfe_share_rows(inputs) + la_rows(inputs)
+    rows = (history_rows(inputs) + court_period_rows(inputs) + dfe_extra_counts(inputs) + dfe_share_rows(inputs)
+            + la_rows(inputs))
     taken = {(r["metric"], r["year"], r["geography"]) for r in rows}
     rows += published_share_rows(inputs, taken)
     frame = pd.DataFrame(rows, columns=TARGET_COLUMNS)
-    duplicated = frame.duplicated(["metric", "year", "geography"], keep=False)
+    duplicated = frame.duplicated(["metric", "year", "period", "geography"], keep=False)
     if duplicated.any():
         raise ValueError(f"duplicate targets:\n{frame[duplicated]}")
     regions = set(inputs.las["region_name"])
     rank = frame["geography"].map(lambda g: 0 if g == "England" else (1 if g in regions else 2))
-    frame = frame.assign(_rank=rank).sort_values(["_rank", "geography", "metric", "year"])
+    frame = frame.assign(_rank=rank).sort_values(["_rank", "geography", "metric", "year", "period"])
     return frame.drop(columns="_rank").reset_index(drop=True)
 
 
@@ -486,16 +550,17 @@ TARGETS_DOC = """\
 
 Generated by `python -m caresim.population.targets` (also run by `python -m
 caresim.population.build_inputs`) from `history.csv`, `published_figures.csv` and the DfE tables of
-`shared/data/dfe` (do not edit by hand). One row per (metric, year, geography): the published
+`shared/data/dfe` (do not edit by hand). One row per (metric, year, period, geography): the published
 figures the model is held to, {first} to {last} (cohort re-entry rates at their own cohort years).
 
 ## Columns
 
 | column | meaning |
 |---|---|
-| `target_id` | `T-<metric>-<year>-<geography>` (spaces in region names become `_`); stable across rebuilds |
+| `target_id` | `T-<metric>-<year>-<geography>`, or `T-<metric>-<period>-<geography>` for a court figure (spaces become `_`); stable across rebuilds |
 | `metric` | the model's metric name (`caresim.results.metrics`); a share is `A/B`, the percentage of `B` that are `A` (e.g. `looked_after.care_order/looked_after`); `A+C/B` sums A and C (DfE's headline "care orders" are `looked_after.care_order+looked_after.interim_care_order/looked_after`) |
-| `year` | financial year ending 31 March `year` (stocks at 31 March `year`, flows April `year-1` to March `year`; cohort rates: the cohort's year) |
+| `year` | financial year ending 31 March `year` (stocks at 31 March `year`, flows April `year-1` to March `year`; cohort rates: the cohort's year; court figures with a `period`: the financial year containing the period's end) |
+| `period` | court figures only (MoJ, Cafcass): the months they are published for, a quarter (`Jan-Mar 2021`) or a calendar year (`Jan-Dec 2021`); the model is compared over the same months. Empty otherwise |
 | `geography` | `England`, a region name (the 9 regions of `local_authorities.csv`) or an ONS LA code (the 153 LAs of 2024) |
 | `published` | the published value (shares in percent, durations in weeks) |
 | `qualifier` | `~` about, `>` over, `<` under (as published), empty for a plain figure |
@@ -523,6 +588,10 @@ figures the model is held to, {first} to {last} (cohort re-entry rates at their 
 - MoJ figures for England and Wales used as England: at least 0.05 relative (for the MoJ shares
   and durations: 5% of the value, in percentage points or weeks), with a note.
 - Shares: absolute 1 percentage point (2 for secondary sources). Durations: absolute 1 week.
+- Cafcass's duration of its involvement in s31 proceedings (`cafcass.proceedings_mean_weeks`,
+  compared with the model's mean weeks from issue to final order): at least 2 weeks, the
+  difference from MoJ's time to first disposal over the same quarter (44 v 43 weeks in
+  Jan-Mar 2021, 45 v 47 in Oct-Dec 2021).
 - Where several rules apply the widest wins.
 
 ## Which figures
@@ -539,6 +608,10 @@ figures the model is held to, {first} to {last} (cohort re-entry rates at their 
 - Shares (`A/B`, percent) are computed from DfE counts where the tables have both (England,
   regions, LAs); otherwise the published percentage of `published_figures.csv` is used (England;
   kinship foster shares also for 2 regions and 5 LAs).
+- Court durations and shares within 26 weeks (MoJ, England and Wales) and Cafcass's duration of
+  involvement: every quarter or calendar year published, each its own target with its `period`
+  (several may fall in one financial year: Jan-Mar 2021 and, in 2021-22, Oct-Dec 2021 and
+  calendar 2021).
 - Re-entry cohort rates (R318-R324) are `cohort.reentry_1y` / `cohort.reentry_5y`; the `note` says
   the cohort and definition (after return home, or after any exit).
 
@@ -553,14 +626,14 @@ figures the model is held to, {first} to {last} (cohort re-entry rates at their 
 
 LEFT_OUT_TEXT = """\
 - Years outside {first}-{last} (they stay in `history.csv`): e.g. MoJ quarters of 2024-25
-  (R279, R280, R289, R290, mapped to 2025), `looked_after` before 2013.
+  (R279, R280, R289, R290; the calibration's runs end on 31 March 2024), `looked_after`
+  before 2013.
 - Looked-after figures of regions and LAs for 2019 and 2020: `la_inputs_2019/2020` derive them from
   2021 (nothing published), so they are not targets. England's published 2019 and 2020 figures are.
 - `care_starts.taken_into_care` (in `history.csv`): not a model metric.
 - Published figures of a different quantity from the model's metric: CPPs *ending* by length
   (R245-R249, the model's bands are of the stock), children subject to s47 enquiries (R219,
-  R220: children, not enquiries), Cafcass's duration of involvement (R264-R268, not MoJ's time to
-  first disposal), all public law cases (R259-R263), MoJ quarterly application counts (R291-R294),
+  R220: children, not enquiries), all public law cases (R259-R263), MoJ quarterly application counts (R291-R294),
   adoption orders including step-parent adoptions (R298), the combined residential + supported
   share (R129-R132), SGO + CAO leavers combined (R088), age shares (R043-R049).
 - Ranges and partial periods (half years, 10 months, multi-year totals).

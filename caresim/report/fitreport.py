@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from caresim.analysis.targets import period_position  # noqa: E402
 from caresim.report.numbers import as_published, number  # noqa: E402
 
 CHECK_LIMIT = {"stock": 0.05, "flow": 0.07, "share": 3.0, "duration": 4.0}
@@ -65,6 +66,13 @@ def la_statistics(fit: pd.DataFrame, year: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _positions(fit: pd.DataFrame) -> pd.Series:
+    """x of each target on a chart: its year, or the middle of its period (court figures)."""
+    periods = fit["period"] if "period" in fit else pd.Series("", index=fit.index)
+    return pd.Series([period_position(p) if p else float(y) for y, p in zip(fit["year"], periods.fillna(""))],
+                     index=fit.index)
+
+
 def national_charts(fit: pd.DataFrame, out_dir: Path, train: tuple[int, int] | None) -> list[Path]:
     """One chart per England count/share series with a simulated value."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,10 +86,10 @@ def national_charts(fit: pd.DataFrame, out_dir: Path, train: tuple[int, int] | N
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
     for ax, m in zip(axes.flat, metrics):
-        d = eng[eng.metric == m].sort_values("year")
-        ax.plot(d.year, d.published, "o", color="black", ms=3.5, label="published")
+        d = eng[eng.metric == m].assign(x=lambda f: _positions(f)).sort_values("x")
+        ax.plot(d.x, d.published, "o", color="black", ms=3.5, label="published")
         s = d[d.simulated.notna()]
-        ax.plot(s.year, s.simulated, "-", color="#1f5f8b", label="simulated (mean)")
+        ax.plot(s.x, s.simulated, "-", color="#1f5f8b", label="simulated (mean)")
         if train:
             ax.axvspan(train[0] - 0.5, train[1] + 0.5, color="#eeeeee", zorder=0)
         ax.set_title(m, fontsize=8)
@@ -145,7 +153,7 @@ def summary_markdown(fit: pd.DataFrame, params: pd.DataFrame | None, check_years
     for r in checks.sort_values(["metric", "year"]).itertuples():
         err = f"{r.rel_error:+.1%}" if r.kind in ("stock", "flow") else f"{r.error:+.1f}"
         lim = f"{r.limit:.0%}" if r.kind in ("stock", "flow") else f"{r.limit:.1f}"
-        lines.append(f"| {r.metric} | {r.year} | {as_published(r.published)} | {number(r.simulated)} | {err} | "
+        lines.append(f"| {r.metric} | {getattr(r, 'period', '') or r.year} | {as_published(r.published)} | {number(r.simulated)} | {err} | "
                      f"{lim} | {'yes' if r.passes else '**no**'} |")
     lines += ["", f"## Local authorities, {la_year}", "",
               "| metric | LAs | correlation | median abs. relative error |", "|---|---|---|---|"]

@@ -29,6 +29,14 @@ from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS
 
 KINDS: tuple[str, ...] = ("stock", "flow", "component", "ratio", "cost")
 
+#: Quarters of the financial year, in order: court completions are also recorded by quarter
+#: (`proceedings_completed_cases.<quarter>`; `year` is still the financial year), so that
+#: figures published for a quarter or a calendar year (MoJ, Cafcass) are compared over the
+#: same months (caresim.analysis.targets).
+QUARTERS: tuple[str, ...] = ("apr_jun", "jul_sep", "oct_dec", "jan_mar")
+_QUARTER_TEXT = {"apr_jun": "April to June", "jul_sep": "July to September",
+                 "oct_dec": "October to December", "jan_mar": "January to March"}
+
 CEASE_REASONS: tuple[str, ...] = (
     "returned_home",
     "special_guardianship",
@@ -226,6 +234,18 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                "order."),
     MetricInfo("proceedings_within_26_weeks_cases", "component", "cases",
                "Care cases completed in the year within 26 weeks of issue."),
+    MetricFamily("proceedings_completed_cases.<quarter>", "proceedings_completed_cases.", "<quarter>",
+                 QUARTERS, _QUARTER_TEXT, "component", "cases",
+                 "Care cases that reached a final order in {text} of the financial year.",
+                 "proceedings_completed_cases by quarter of the financial year."),
+    MetricFamily("proceedings_weeks_total.<quarter>", "proceedings_weeks_total.", "<quarter>",
+                 QUARTERS, _QUARTER_TEXT, "component", "case-weeks",
+                 "proceedings_weeks_total over the cases completed in {text} of the financial year.",
+                 "proceedings_weeks_total by quarter of the financial year."),
+    MetricFamily("proceedings_within_26_weeks_cases.<quarter>", "proceedings_within_26_weeks_cases.",
+                 "<quarter>", QUARTERS, _QUARTER_TEXT, "component", "cases",
+                 "Care cases completed in {text} of the financial year within 26 weeks of issue.",
+                 "proceedings_within_26_weeks_cases by quarter of the financial year."),
     # ---- court ratios (not additive) ----
     MetricInfo("proceedings_mean_weeks", "ratio", "weeks",
                "Mean weeks from issue to final order of the care cases completed in the year "
