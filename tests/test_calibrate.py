@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from caresim.analysis.calibrate import (
     CalibrationConfig, ParamSpec, Problem, calibrate, set_path, simulate_means,
 )
-from caresim.analysis.targets import fit_table, simulated_values
+from caresim.analysis.targets import fit_table, period_position, period_quarters, simulated_values
 from caresim.cli import app
 from caresim.population.local import LocalAuthorities
 from caresim.scenario.model import Geography, Scenario
@@ -267,3 +267,33 @@ def test_fitted_yaml_sets_values_in_lists_and_year_keys(tmp_path):
     with pytest.raises(Exception, match="no item 5"):
         fitted_yaml(params.assign(path="trends[5].per_year.value"), str(prior), "t", "m", {},
                     prior_doc=load_merged(prior))
+
+
+def test_court_targets_are_compared_over_their_published_months():
+    """A court figure for a quarter or a calendar year is the ratio of the quarters' summed
+    components (not the financial year's value, nor a mean of quarterly ratios)."""
+    means = {("proceedings_mean_weeks", 2021, "England"): 99.0, ("proceedings_mean_weeks", 2022, "England"): 99.0}
+    cases = {(2021, "jan_mar"): 100.0, (2022, "apr_jun"): 300.0, (2022, "jul_sep"): 0.0, (2022, "oct_dec"): 100.0}
+    weeks = {(2021, "jan_mar"): 40.0, (2022, "apr_jun"): 50.0, (2022, "jul_sep"): 0.0, (2022, "oct_dec"): 60.0}
+    for (fy, q), n in cases.items():
+        means[(f"proceedings_completed_cases.{q}", fy, "England")] = n
+        means[(f"proceedings_weeks_total.{q}", fy, "England")] = n * weeks[(fy, q)]
+        means[(f"proceedings_within_26_weeks_cases.{q}", fy, "England")] = n / 4
+    t = pd.DataFrame({"metric": ["proceedings_mean_weeks", "proceedings_mean_weeks", "cafcass.proceedings_mean_weeks",
+                                 "proceedings_within_26_weeks", "proceedings_mean_weeks", "proceedings_mean_weeks"],
+                      "year": [2021, 2022, 2022, 2022, 2022, 2021],
+                      "period": ["Jan-Mar 2021", "Jan-Dec 2021", "Oct-Dec 2021", "Jan-Dec 2021", "", "Oct-Dec 2020"],
+                      "geography": "England"})
+    sim = simulated_values(t, pd.Series(means))
+    assert sim[0] == pytest.approx(40.0)
+    assert sim[1] == pytest.approx((100 * 40 + 300 * 50 + 100 * 60) / 500)
+    assert sim[2] == pytest.approx(60.0)  # Cafcass's measure is compared with the model's mean weeks
+    assert sim[3] == pytest.approx(25.0)
+    assert sim[4] == 99.0  # no period: the financial year's value
+    assert np.isnan(sim[5])  # a quarter not simulated
+    assert period_quarters("Jan-Dec 2021") == [(2021, "jan_mar"), (2022, "apr_jun"), (2022, "jul_sep"),
+                                                (2022, "oct_dec")]
+    assert period_position("Jan-Mar 2021") == pytest.approx(2021.375)
+    for bad in ("Apr-Sep 2021", "Feb-Apr 2021", "2021", "Jan-Mar 21"):
+        with pytest.raises(ValueError, match="period"):
+            period_quarters(bad)

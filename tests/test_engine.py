@@ -1,11 +1,15 @@
 """Whole-engine invariants on the tiny scenario: conservation, ageing out, multipliers,
 capacity and scaling."""
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from caresim.engine.simulation import Simulation
+from caresim.engine.recorder import Recorder
+from caresim.engine.simulation import Simulation, quarter_edges, year_edges
+from caresim.results.metrics import QUARTERS
 from caresim.scenario.model import STATES
 
 
@@ -110,6 +114,30 @@ def test_tight_court_lengthens_proceedings(tiny, la_inputs):
     w_tight, s_tight = court_stats(with_capacity(2000.0))
     assert w_tight > 1.2 * w_ample
     assert s_tight < s_ample
+
+
+def test_court_completions_by_quarter_add_up_to_the_year(audited):
+    rec, _ = audited
+    for metric in ("proceedings_completed_cases", "proceedings_weeks_total", "proceedings_within_26_weeks_cases"):
+        year = _wide(rec, metric)
+        quarters = sum(_wide(rec, f"{metric}.{q}").reindex_like(year).fillna(0.0) for q in QUARTERS)
+        assert year.to_numpy().sum() > 0
+        np.testing.assert_allclose(quarters.to_numpy(), year.to_numpy(), rtol=1e-12, atol=1e-9)
+
+
+def test_quarter_edges_start_each_quarter_of_the_financial_year():
+    e = quarter_edges(dt.date(2019, 4, 1), 2)
+    days = [dt.date(2019, 4, 1) + dt.timedelta(days=float(d)) for d in e]
+    assert days == [dt.date(2019, 4, 1), dt.date(2019, 7, 1), dt.date(2019, 10, 1), dt.date(2020, 1, 1),
+                    dt.date(2020, 4, 1), dt.date(2020, 7, 1), dt.date(2020, 10, 1), dt.date(2021, 1, 1),
+                    dt.date(2021, 4, 1)]
+    np.testing.assert_array_equal(e[::4], year_edges(dt.date(2019, 4, 1), 2))
+    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), 1, 2019, quarter_edges=e)
+    t = np.array([(d - dt.date(2019, 4, 1)).days for d in
+                  (dt.date(2019, 6, 30), dt.date(2020, 1, 1), dt.date(2020, 3, 31), dt.date(2020, 4, 1))], float)
+    rec.flow_by_quarter("x", t, np.zeros(4, int), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert rec.flows["x.apr_jun"][:, 0].tolist() == [1.0, 4.0]  # FY 2019-20, FY 2020-21
+    assert rec.flows["x.jan_mar"][:, 0].tolist() == [5.0, 0.0]
 
 
 def test_scale_scales_counts_back_up(tiny, la_inputs):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from caresim.analysis.targets import period_quarters
 from caresim.population import build_inputs as bi
 from caresim.population import targets as tg
 
@@ -73,8 +74,9 @@ def test_columns(targets: pd.DataFrame) -> None:
 
 def test_ids_and_keys_unique(targets: pd.DataFrame) -> None:
     assert targets["target_id"].is_unique
-    assert not targets.duplicated(["metric", "year", "geography"]).any()
-    expected = [tg.target_id(m, y, g) for m, y, g in zip(targets["metric"], targets["year"], targets["geography"])]
+    assert not targets.duplicated(["metric", "year", "period", "geography"]).any()
+    expected = [tg.target_id(m, y, g, p) for m, y, g, p in
+                zip(targets["metric"], targets["year"], targets["geography"], targets["period"])]
     assert targets["target_id"].tolist() == expected
 
 
@@ -173,6 +175,36 @@ def test_moj_england_and_wales_and_durations(targets: pd.DataFrame) -> None:
     assert weeks["note"].str.contains("England and Wales").all()
     within = targets[targets["metric"] == "proceedings_within_26_weeks"]
     assert (within["tolerance"] >= 2).all() and (within["kind"] == "share").all()
+
+
+def test_court_figures_keep_their_published_period(targets: pd.DataFrame) -> None:
+    court = targets[targets["period"] != ""]
+    assert set(court["metric"]) == set(tg.COURT_PERIOD_METRICS)
+    assert (targets.loc[~targets["metric"].isin(tg.COURT_PERIOD_METRICS), "period"] == "").all()
+    # every period is a quarter or a calendar year, in the financial year of its end
+    for r in court.itertuples():
+        assert period_quarters(r.period)[-1][0] == r.year, r.target_id
+    by_id = court.set_index("source_id")
+    assert (by_id.loc["R276", "period"], by_id.loc["R276", "year"]) == ("Jan-Mar 2021", 2021)
+    assert (by_id.loc["R277", "period"], by_id.loc["R277", "year"]) == ("Jan-Dec 2021", 2022)
+    assert (by_id.loc["R278", "period"], by_id.loc["R278", "year"]) == ("Oct-Dec 2021", 2022)
+    # both MoJ figures of 2021-22 are targets (calendar 2021 and its last quarter)
+    assert len(court[(court["metric"] == "proceedings_mean_weeks") & (court["year"] == 2022)]) == 2
+    cafcass = court[court["metric"] == "cafcass.proceedings_mean_weeks"].set_index("source_id")
+    assert cafcass.loc["R268", "period"] == "Jan-Mar 2024" and cafcass.loc["R266", "period"] == "Oct-Dec 2021"
+    assert (cafcass["tolerance"] >= tg.CAFCASS_MEASURE_WEEKS).all()
+    assert cafcass.loc["R268", "target_id"] == "T-cafcass.proceedings_mean_weeks-Jan-Mar_2024-England"
+
+
+@pytest.mark.parametrize("published, period", [
+    ("Apr-Jun 2019", "Apr-Jun 2019"), ("2021", "Jan-Dec 2021"), ("Q4 2020-21", "Jan-Mar 2021"),
+    ("Q1 2023-24", "Apr-Jun 2023"), ("Q3 2021-22", "Oct-Dec 2021"), ("2023-24", None), ("Apr-Sep 2023", None),
+])
+def test_court_period(published: str, period: str | None) -> None:
+    result = tg.court_period(published)
+    assert result == period
+    if result is not None:
+        period_quarters(result)  # a period the comparison understands
 
 
 def test_dfe_shares_have_one_point(targets: pd.DataFrame) -> None:

@@ -226,14 +226,21 @@ def court_period(published: str) -> str | None:
     `Apr-Jun 2019` as is, a calendar year `2021` -> `Jan-Dec 2021`, a Cafcass quarter of the
     financial year `Q4 2020-21` -> `Jan-Mar 2021`; None for anything else (financial years,
     half years, ranges)."""
+    period = None
     if re.fullmatch(r"[A-Z][a-z]{2}-[A-Z][a-z]{2} \d{4}", published):
-        return published
-    if re.fullmatch(r"\d{4}", published):
-        return f"Jan-Dec {published}"
-    if m := re.fullmatch(r"Q([1-4]) (\d{4})-\d{2}", published):
+        period = published
+    elif re.fullmatch(r"\d{4}", published):
+        period = f"Jan-Dec {published}"
+    elif m := re.fullmatch(r"Q([1-4]) (\d{4})-\d{2}", published):
         q, start = int(m.group(1)), int(m.group(2))
-        return ("Apr-Jun", "Jul-Sep", "Oct-Dec", "Jan-Mar")[q - 1] + f" {start + (q == 4)}"
-    return None
+        period = ("Apr-Jun", "Jul-Sep", "Oct-Dec", "Jan-Mar")[q - 1] + f" {start + (q == 4)}"
+    if period is None:
+        return None
+    try:
+        period_quarters(period)
+    except ValueError:
+        return None  # e.g. a half year
+    return period
 
 
 def rounded_components(spec: bi.ColumnSpec) -> int:
