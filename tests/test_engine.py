@@ -132,7 +132,7 @@ def test_quarter_edges_start_each_quarter_of_the_financial_year():
                     dt.date(2020, 4, 1), dt.date(2020, 7, 1), dt.date(2020, 10, 1), dt.date(2021, 1, 1),
                     dt.date(2021, 4, 1)]
     np.testing.assert_array_equal(e[::4], year_edges(dt.date(2019, 4, 1), 2))
-    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), 1, 2019, quarter_edges=e)
+    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), e, 1, 2019)
     t = np.array([(d - dt.date(2019, 4, 1)).days for d in
                   (dt.date(2019, 6, 30), dt.date(2020, 1, 1), dt.date(2020, 3, 31), dt.date(2020, 4, 1))], float)
     rec.flow_by_quarter("x", t, np.zeros(4, int), np.array([1.0, 2.0, 3.0, 4.0]))
