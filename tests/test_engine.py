@@ -140,6 +140,20 @@ def test_quarter_edges_start_each_quarter_of_the_financial_year():
     assert rec.flows["x.jan_mar"][:, 0].tolist() == [5.0, 0.0]
 
 
+def test_a_quarterly_metric_with_no_events_has_no_records_like_any_flow():
+    # a small run can have no court completion within 26 weeks in any quarter
+    e = quarter_edges(dt.date(2019, 4, 1), 2)
+    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), e, 2, 2019)
+    rec.flow_by_quarter("empty", np.array([]), np.array([], int))
+    rec.flow_by_quarter("some", np.array([10.0]), np.array([1]))
+    for p in ("kinship_foster", "foster_inhouse", "foster_agency"):  # records() sums these stocks
+        rec.stocks[f"looked_after.{p}"]
+    out = rec.records(["A", "B"], 1.0)
+    assert "empty" not in set(out.metric)
+    some = out[out.metric == "some"].sort_values(["year", "geography"])
+    assert some.value.tolist() == [0.0, 1.0, 0.0, 0.0]  # (2020, A), (2020, B), (2021, A), (2021, B)
+
+
 def test_scale_scales_counts_back_up(tiny, la_inputs):
     codes = tiny.scenario.geography.las
     published = la_inputs[la_inputs.geography.isin(codes)].cla_at31.sum()

@@ -151,7 +151,9 @@ class Recorder:
         """Long records (metric, year, geography, value), counts multiplied by `factor`."""
         flows = dict(self.flows)
         for metric in self.by_quarter:
-            flows[metric] = sum(flows.get(f"{metric}.{q}", 0.0) for q in QUARTERS)
+            parts = [flows[f"{metric}.{q}"] for q in QUARTERS if f"{metric}.{q}" in flows]
+            if parts:  # like any flow, a metric with no events in the run has no records
+                flows[metric] = sum(parts)
         cost_keys = [m for m in flows if m.startswith("cost.placements.")]
         if cost_keys:
             flows["cost.placements"] = sum(flows[m] for m in cost_keys)
