@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import simpy
 
 from caresim.engine.simulation import Simulation

@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from caresim.analysis.calibrate import (
-    CalibrationConfig, ParamSpec, Problem, calibrate, set_path, simulate_means,
+    CalibrationConfig, ParamSpec, Problem, calibrate, get_path, set_path, simulate_means,
 )
 from caresim.analysis.targets import fit_table, period_position, period_quarters, simulated_values
 from caresim.cli import app
 from caresim.population.local import LocalAuthorities
-from caresim.scenario.model import Geography, Scenario
+from caresim.scenario.model import Geography
 from conftest import TINY
 
 METRICS = {"s47_enquiries": "flow", "cpp_starts": "flow", "child_in_need": "stock",
@@ -133,7 +133,9 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
     from caresim.scenario.loader import load_scenario
 
     (fitted / "use.yaml").write_text("extends: parameters.yaml\nname: fitted_tiny\n")
-    loaded = load_scenario(fitted / "use.yaml")
+    loaded = load_scenario(fitted / "use.yaml").scenario
+    for p in man["parameters"]:
+        assert float(get_path(loaded.model_dump(), p["path"])) == pytest.approx(p["fitted"], rel=1e-5), p["name"]
     samples = pd.read_csv(fitted / "parameter_samples.csv")
     assert set(samples.path) == {p.path for p in PARAMS}
     mult = pd.read_csv(fitted / "la_multipliers.csv")

@@ -1,7 +1,6 @@
 """End-to-end CLI: outputs and their columns, determinism across --jobs, user errors."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -135,12 +135,26 @@ def test_quarter_edges_start_each_quarter_of_the_financial_year():
                     dt.date(2020, 4, 1), dt.date(2020, 7, 1), dt.date(2020, 10, 1), dt.date(2021, 1, 1),
                     dt.date(2021, 4, 1)]
     np.testing.assert_array_equal(e[::4], year_edges(dt.date(2019, 4, 1), 2))
-    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), 1, 2019, quarter_edges=e)
+    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), e, 1, 2019)
     t = np.array([(d - dt.date(2019, 4, 1)).days for d in
                   (dt.date(2019, 6, 30), dt.date(2020, 1, 1), dt.date(2020, 3, 31), dt.date(2020, 4, 1))], float)
     rec.flow_by_quarter("x", t, np.zeros(4, int), np.array([1.0, 2.0, 3.0, 4.0]))
     assert rec.flows["x.apr_jun"][:, 0].tolist() == [1.0, 4.0]  # FY 2019-20, FY 2020-21
     assert rec.flows["x.jan_mar"][:, 0].tolist() == [5.0, 0.0]
+
+
+def test_a_quarterly_metric_with_no_events_has_no_records_like_any_flow():
+    # a small run can have no court completion within 26 weeks in any quarter
+    e = quarter_edges(dt.date(2019, 4, 1), 2)
+    rec = Recorder(year_edges(dt.date(2019, 4, 1), 2), e, 2, 2019)
+    rec.flow_by_quarter("empty", np.array([]), np.array([], int))
+    rec.flow_by_quarter("some", np.array([10.0]), np.array([1]))
+    for p in ("kinship_foster", "foster_inhouse", "foster_agency"):  # records() sums these stocks
+        rec.stocks[f"looked_after.{p}"]
+    out = rec.records(["A", "B"], 1.0)
+    assert "empty" not in set(out.metric)
+    some = out[out.metric == "some"].sort_values(["year", "geography"])
+    assert some.value.tolist() == [0.0, 1.0, 0.0, 0.0]  # (2020, A), (2020, B), (2021, A), (2021, B)
 
 
 def test_scale_scales_counts_back_up(tiny, la_inputs):

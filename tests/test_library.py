@@ -4,8 +4,6 @@ phased national rollout leaves LAs not yet rolled out exactly as in the baseline
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from caresim.analysis.compare import run_compare

@@ -5,7 +5,6 @@ on a hand-made trace, and errors in trial files."""
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -40,7 +40,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -49,9 +49,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from ruamel.yaml import YAML
 from scipy.optimize import least_squares
 
-from caresim.analysis.targets import fit_table, load_targets, mean_values, simulated_values
+from caresim.analysis.targets import fit_table, mean_values, simulated_values
 from caresim.errors import CaresimError
-from caresim.population.local import LocalAuthorities
 from caresim.results.summary import add_geographies, add_ratios
 from caresim.runner.replications import run_one
 from caresim.scenario.model import LaIndex, Scenario

@@ -13,7 +13,6 @@ UASC arrivals are held at the training year's level), and compare with what was 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import multiprocessing as mp
 import os
 import shutil

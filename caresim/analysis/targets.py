@@ -29,6 +29,7 @@ import pandas as pd
 
 from caresim.errors import CaresimError
 from caresim.results.metrics import FAMILIES, QUARTERS
+from caresim.results.summary import COMPLETED, MEAN_WEEKS, PCT_WITHIN_26, WEEKS_TOTAL, WITHIN_26
 
 FIT_COLUMNS = ["target_id", "metric", "year", "published", "simulated", "rel_error"]
 EXTRA_COLUMNS = ["period", "geography", "kind", "unit", "qualifier", "tolerance", "error",
@@ -37,8 +38,8 @@ EXTRA_COLUMNS = ["period", "geography", "kind", "unit", "qualifier", "tolerance"
 
 #: court ratios by period: metric -> (numerator, denominator, factor)
 PERIOD_RATIOS = {
-    "proceedings_mean_weeks": ("proceedings_weeks_total", "proceedings_completed_cases", 1.0),
-    "proceedings_within_26_weeks": ("proceedings_within_26_weeks_cases", "proceedings_completed_cases", 100.0),
+    MEAN_WEEKS: (WEEKS_TOTAL, COMPLETED, 1.0),
+    PCT_WITHIN_26: (WITHIN_26, COMPLETED, 100.0),
 }
 #: target metrics that are another publisher's measure of a model metric
 SAME_AS = {"cafcass.proceedings_mean_weeks": "proceedings_mean_weeks"}

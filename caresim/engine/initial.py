@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
+from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX
 from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS
 
 if TYPE_CHECKING:

@@ -42,12 +42,13 @@ DFE_CIN = [S[s] for s in ("referral", "child_in_need", "s47_enquiry", "child_pro
 class Recorder:
     """Accumulates flows (n_years x n_la) and stocks ((n_years + 1) x n_la)."""
 
-    def __init__(self, edges: np.ndarray, n_la: int, first_year: int, audit: bool = False,
-                 quarter_edges: np.ndarray | None = None):
+    def __init__(self, edges: np.ndarray, quarter_edges: np.ndarray, n_la: int, first_year: int,
+                 audit: bool = False):
         self.audit = audit
         self.edges = edges
         # starts of the financial years' quarters (1 April, 1 July, 1 October, 1 January)
         self.quarter_edges = quarter_edges
+        self.by_quarter: set[str] = set()  # metrics recorded by quarter (their year: the sum)
         self.n_years = len(edges) - 1
         self.n_la = n_la
         self.first_year = first_year  # start date's year: stocks at 31 March first_year
@@ -74,7 +75,9 @@ class Recorder:
 
     def flow_by_quarter(self, metric: str, t: np.ndarray, la: np.ndarray,
                         value: np.ndarray | None = None) -> None:
-        """Add events to `<metric>.<quarter>` of their financial year (QUARTERS)."""
+        """Add events to `<metric>.<quarter>` of their financial year (QUARTERS); `records`
+        gives `<metric>` itself, the year, as the sum of its quarters."""
+        self.by_quarter.add(metric)
         t = np.asarray(t, float)
         q = (np.searchsorted(self.quarter_edges, t, side="right") - 1) % len(QUARTERS)
         for i, name in enumerate(QUARTERS):
@@ -147,6 +150,10 @@ class Recorder:
     def records(self, codes: list[str], factor: float) -> pd.DataFrame:
         """Long records (metric, year, geography, value), counts multiplied by `factor`."""
         flows = dict(self.flows)
+        for metric in self.by_quarter:
+            parts = [flows[f"{metric}.{q}"] for q in QUARTERS if f"{metric}.{q}" in flows]
+            if parts:  # like any flow, a metric with no events in the run has no records
+                flows[metric] = sum(parts)
         cost_keys = [m for m in flows if m.startswith("cost.placements.")]
         if cost_keys:
             flows["cost.placements"] = sum(flows[m] for m in cost_keys)

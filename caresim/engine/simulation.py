@@ -177,8 +177,8 @@ class Simulation:
             extra[f"iv_onset_{j}"] = (np.float64, np.inf)  # when its effect started (inf: never)
             extra[f"iv_arm_{j}"] = (np.int8, 0)  # trial arm: 0 none, 1 control, 2 intervention
         self.kids = Children(extra=extra)
-        self.rec = Recorder(self.edges, self.las.n, first_year=scenario.start.year, audit=audit,
-                            quarter_edges=quarter_edges(scenario.start, scenario.years))
+        self.rec = Recorder(self.edges, quarter_edges(scenario.start, scenario.years), self.las.n,
+                            first_year=scenario.start.year, audit=audit)
         self._buckets: dict[int, list[np.ndarray]] = defaultdict(list)
         self._keys: dict[str, np.uint64] = {}
         self.transitions = 0
@@ -755,7 +755,6 @@ class Simulation:
             if ico.any():
                 self._start_care(ni[ico], t[not_care][ico],
                                  np.full(int(ico.sum()), LEGAL_INDEX["interim_care_order"], np.int8))
-        self.rec.flow("proceedings_issued", t, k.la[idx])
         self.rec.flow_by_quarter("proceedings_issued", t, k.la[idx])
         self._traced("issued", idx, t)
         r = self.proc_rule
@@ -770,7 +769,6 @@ class Simulation:
         cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
         first = np.concatenate([[0], cut])
         la_case, t_case = k.la[idx[first]], t[first]
-        self.rec.flow("proceedings_issued_cases", t_case, la_case)
         self.rec.flow_by_quarter("proceedings_issued_cases", t_case, la_case)
         self.rec.flow_value("cost.court", t_case, la_case,
                             np.full(first.size, self.sc.costs.court_per_case.value))
@@ -812,9 +810,7 @@ class Simulation:
         t, la, weeks = (np.array(c) for c in zip(*self._completed))
         la = la.astype(np.int64)
         self._completed.clear()
-        self.rec.flow("proceedings_completed_cases", t, la)
-        self.rec.flow_value("proceedings_weeks_total", t, la, weeks)
-        self.rec.flow("proceedings_within_26_weeks_cases", t[weeks <= 26.0], la[weeks <= 26.0])
+        # by quarter of the financial year; the year's values are the quarters' sums
         self.rec.flow_by_quarter("proceedings_completed_cases", t, la)
         self.rec.flow_by_quarter("proceedings_weeks_total", t, la, weeks)
         self.rec.flow_by_quarter("proceedings_within_26_weeks_cases", t[weeks <= 26.0], la[weeks <= 26.0])

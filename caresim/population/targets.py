@@ -131,8 +131,7 @@ EXPLICIT = {
 # within a calendar year): target metric -> published_figures quantity. These metrics' rows of
 # history.csv (each figure mapped to a financial year) are not targets.
 COURT_PERIOD_METRICS = {
-    "proceedings_mean_weeks": "Mean time for care/supervision case to reach first disposal",
-    "proceedings_within_26_weeks": "Share of care/supervision cases disposed within 26 weeks",
+    **{metric: bi.PUBLISHED_METRICS[metric][1][0] for metric in sorted(bi.MOJ_METRICS)},
     "cafcass.proceedings_mean_weeks": "Average duration of Cafcass involvement in s31 (care/supervision) proceedings",
 }
 # Court counts published for part of a year, compared over the same months (the financial
@@ -310,6 +309,19 @@ def _dfe_source(spec: bi.ColumnSpec) -> tuple[str, str]:
     return f"dfe:{spec.source}", DFE_URLS[spec.source]
 
 
+def published_tolerance(kind: str, value: float, qualifier: str, source_title: str,
+                        geography: str) -> tuple[float, list[str]]:
+    """Tolerance of a `published_figures.csv` figure used as England's, and the notes saying
+    what widened it (a secondary source, an England and Wales figure)."""
+    official = is_official(source_title)
+    e_and_w = geography == "England and Wales"
+    tol = tolerance(kind, value, qualifier, official=official, england_and_wales=e_and_w)
+    notes = [] if official else [f"secondary source ({source_title})"]
+    if e_and_w:
+        notes.append("MoJ figure for England and Wales used for England: tolerance at least 5% of the value")
+    return tol, notes
+
+
 def history_rows(inputs: Inputs) -> list[dict]:
     """England (every metric) and regional (SUBNATIONAL_COUNTS) counts from history.csv."""
     published = inputs.published.set_index("id")
@@ -338,14 +350,8 @@ def history_rows(inputs: Inputs) -> list[dict]:
             note = f"DfE table ({rounding}): {note}"
         else:
             source = published.loc[r.source_id]
-            official = is_official(source["source_title"])
-            e_and_w = source["geography"] == "England and Wales"
-            tol = tolerance(kind, value, r.qualifier, official=official, england_and_wales=e_and_w)
+            tol, extra = published_tolerance(kind, value, r.qualifier, source["source_title"], source["geography"])
             url = r.source_url
-            extra = [] if official else [f"secondary source ({source['source_title']})"]
-            if e_and_w:
-                extra.append("MoJ figure for England and Wales used for England: tolerance at least 5% of "
-                             "the value")
             note = "; ".join(filter(None, [note, *extra]))
         rows.append(row(metric, r.year, r.geography, value, r.qualifier, tol, r.source_id, url, note))
     return rows
@@ -368,18 +374,11 @@ def court_period_rows(inputs: Inputs) -> list[dict]:
                 continue
             qualifier, value = parsed
             kind, _ = metric_kind(metric)
-            official = is_official(r.source_title)
-            e_and_w = r.geography == "England and Wales"
-            if e_and_w and kind in ("stock", "flow"):
+            if r.geography == "England and Wales" and kind in ("stock", "flow"):
                 raise ValueError(f"{r.id}: a count for England and Wales is larger than England's")
-            tol = tolerance(kind, value, qualifier, official=official, england_and_wales=e_and_w)
-            notes = [r.notes.strip().rstrip(";").strip(), f"period {r.year} ({r.geography}), compared over "
-                     f"the same months"]
-            if not official:
-                notes.append(f"secondary source ({r.source_title})")
-            if e_and_w:
-                notes.append("MoJ figure for England and Wales used for England: tolerance at least 5% of "
-                             "the value")
+            tol, extra = published_tolerance(kind, value, qualifier, r.source_title, r.geography)
+            notes = [r.notes.strip().rstrip(";").strip(),
+                     f"period {r.year} ({r.geography}), compared over the same months", *extra]
             if metric.startswith("cafcass."):
                 tol = max(tol, CAFCASS_MEASURE_WEEKS)
                 notes.append(f"Cafcass's measure, not MoJ's: tolerance at least {CAFCASS_MEASURE_WEEKS:g} "
