@@ -122,14 +122,21 @@ class _Builder:
         uniq, inv = np.unique(fam, return_inverse=True)
         return self.g.random(uniq.size)[inv]
 
+    def youngest_age_days(self, idx: np.ndarray) -> np.ndarray:
+        """Age in days of each child's youngest sibling in `idx`."""
+        from caresim.engine.simulation import _youngest_in_family
+
+        return _youngest_in_family(self.kids.fam[idx], -self.kids.birth[idx])
+
     def elapsed(self, idx: np.ndarray, cap_days: np.ndarray | None = None) -> np.ndarray:
         """Time already spent, from the equilibrium of each child's current rule (shared
-        within a family)."""
+        within a family: capped by the youngest sibling's age, so that the siblings' later
+        draws, which are the family's, keep them together)."""
         sim, k = self.sim, self.kids
         rids = sim._variant(idx)
         out = np.zeros(idx.size)
         u = self.family_uniform(idx)
-        age_days = -k.birth[idx]
+        age_days = self.youngest_age_days(idx)
         cap = age_days if cap_days is None else np.minimum(age_days, cap_days)
         for rid in np.unique(rids):
             sel = rids == rid
@@ -334,7 +341,7 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
         if idx.size:
             sim.kids.prior_cpp[idx] = True
             el = np.minimum(_elapsed_in_band(cpp.sojourn, b.family_uniform(idx), lo, hi),
-                            -sim.kids.birth[idx])
+                            b.youngest_age_days(idx))
             b.start(idx, el)
 
     # -- assumed stocks, and CIN plans by subtraction from DfE's CIN count
