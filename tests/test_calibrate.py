@@ -296,6 +296,31 @@ def test_court_targets_are_compared_over_their_published_months():
     assert period_quarters("Jan-Dec 2021") == [(2021, "jan_mar"), (2022, "apr_jun"), (2022, "jul_sep"),
                                                 (2022, "oct_dec")]
     assert period_position("Jan-Mar 2021") == pytest.approx(2021.375)
-    for bad in ("Apr-Sep 2021", "Feb-Apr 2021", "2021", "Jan-Mar 21"):
+    for bad in ("Feb-Apr 2021", "Oct-Mar 2021", "Jan-Apr 2021", "Jul-Jun 2021", "2021", "Jan-Mar 21"):
         with pytest.raises(ValueError, match="period"):
             period_quarters(bad)
+
+
+def test_count_targets_with_a_period_sum_their_quarters():
+    """A count published for a run of quarters (Cafcass's applications, Apr-Sep 2023) is the
+    sum of `<metric>.<quarter>` over those quarters, not the financial year's count."""
+    assert period_quarters("Apr-Sep 2023") == [(2024, "apr_jun"), (2024, "jul_sep")]
+    assert period_quarters("Jan-Sep 2023") == [(2023, "jan_mar"), (2024, "apr_jun"), (2024, "jul_sep")]
+    means = {("proceedings_issued_cases", 2024, "England"): 11000.0,
+             ("proceedings_issued_cases.apr_jun", 2024, "England"): 2700.0,
+             ("proceedings_issued_cases.jul_sep", 2024, "England"): 2900.0,
+             ("proceedings_issued_cases.oct_dec", 2024, "England"): 2600.0,
+             ("proceedings_issued.apr_jun", 2024, "England"): 4600.0}
+    t = pd.DataFrame({"metric": ["proceedings_issued_cases", "proceedings_issued_cases", "proceedings_issued_cases",
+                                 "proceedings_issued"],
+                      "year": [2024, 2024, 2024, 2024],
+                      "period": ["Apr-Sep 2023", "", "Jul-Dec 2023", "Apr-Sep 2023"],
+                      "geography": "England"})
+    sim = simulated_values(t, pd.Series(means))
+    assert sim[0] == pytest.approx(5600.0)
+    assert sim[1] == 11000.0  # no period: the financial year's count
+    assert sim[2] == pytest.approx(5500.0)
+    assert np.isnan(sim[3])  # a quarter not simulated
+    for metric in ("looked_after", "rereferrals/referrals"):  # no quarterly record
+        with pytest.raises(ValueError, match="no period comparison"):
+            simulated_values(t.assign(metric=metric), pd.Series(means))

@@ -116,9 +116,12 @@ def test_tight_court_lengthens_proceedings(tiny, la_inputs):
     assert s_tight < s_ample
 
 
-def test_court_completions_by_quarter_add_up_to_the_year(audited):
+def test_court_flows_by_quarter_add_up_to_the_year(audited):
+    """Issues (children and cases) and completions by quarter of the financial year sum to
+    the year's flow, LA by LA."""
     rec, _ = audited
-    for metric in ("proceedings_completed_cases", "proceedings_weeks_total", "proceedings_within_26_weeks_cases"):
+    for metric in ("proceedings_issued", "proceedings_issued_cases", "proceedings_completed_cases",
+                   "proceedings_weeks_total", "proceedings_within_26_weeks_cases"):
         year = _wide(rec, metric)
         quarters = sum(_wide(rec, f"{metric}.{q}").reindex_like(year).fillna(0.0) for q in QUARTERS)
         assert year.to_numpy().sum() > 0

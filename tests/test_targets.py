@@ -178,9 +178,10 @@ def test_moj_england_and_wales_and_durations(targets: pd.DataFrame) -> None:
 
 def test_court_figures_keep_their_published_period(targets: pd.DataFrame) -> None:
     court = targets[targets["period"] != ""]
-    assert set(court["metric"]) == set(tg.COURT_PERIOD_METRICS)
-    assert (targets.loc[~targets["metric"].isin(tg.COURT_PERIOD_METRICS), "period"] == "").all()
-    # every period is a quarter or a calendar year, in the financial year of its end
+    assert set(court["metric"]) == {*tg.COURT_PERIOD_METRICS, *tg.COURT_PERIOD_COUNTS}
+    periodic = {*tg.COURT_PERIOD_METRICS, *tg.COURT_PERIOD_COUNTS}
+    assert (targets.loc[~targets["metric"].isin(periodic), "period"] == "").all()
+    # every period is a run of whole quarters, in the financial year of its end
     for r in court.itertuples():
         assert period_quarters(r.period)[-1][0] == r.year, r.target_id
     by_id = court.set_index("source_id")
@@ -195,9 +196,26 @@ def test_court_figures_keep_their_published_period(targets: pd.DataFrame) -> Non
     assert cafcass.loc["R268", "target_id"] == "T-cafcass.proceedings_mean_weeks-Jan-Mar_2024-England"
 
 
+def test_part_year_application_counts_keep_their_months(targets: pd.DataFrame) -> None:
+    """Cafcass's s31 applications of Apr-Sep 2023 (R257) are a target over those two quarters,
+    in 2023-24; the financial years' counts (R252-R256) stay targets without a period; R258
+    (April-January) and MoJ's England-and-Wales counts (R291, R292) are left out."""
+    issued = targets[targets["metric"] == "proceedings_issued_cases"].set_index("source_id")
+    r257 = issued.loc["R257"]
+    assert (r257["period"], r257["year"], r257["published"], r257["unit"]) == ("Apr-Sep 2023", 2024, 5587.0,
+                                                                               "applications")
+    assert r257["target_id"] == "T-proceedings_issued_cases-Apr-Sep_2023-England"
+    assert r257["tolerance"] == tg.SECONDARY  # a press report of Cafcass's figure
+    assert period_quarters(r257["period"]) == [(2024, "apr_jun"), (2024, "jul_sep")]
+    assert (issued.loc[["R252", "R253", "R254", "R255", "R256"], "period"] == "").all()
+    assert not set(targets["source_id"]) & {"R258", "R291", "R292"}
+    assert "proceedings_issued" not in set(targets["metric"])
+
+
 @pytest.mark.parametrize("published, period", [
     ("Apr-Jun 2019", "Apr-Jun 2019"), ("2021", "Jan-Dec 2021"), ("Q4 2020-21", "Jan-Mar 2021"),
-    ("Q1 2023-24", "Apr-Jun 2023"), ("Q3 2021-22", "Oct-Dec 2021"), ("2023-24", None), ("Apr-Sep 2023", None),
+    ("Q1 2023-24", "Apr-Jun 2023"), ("Q3 2021-22", "Oct-Dec 2021"), ("2023-24", None), ("Apr-Sep 2023", "Apr-Sep 2023"),
+    ("2023-24 (H1)", "Apr-Sep 2023"), ("Oct-Mar 2024", None), ("2019-20 (10 months)", None),
 ])
 def test_court_period(published: str, period: str | None) -> None:
     result = tg.court_period(published)

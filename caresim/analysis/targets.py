@@ -9,12 +9,14 @@ simulated ensemble mean and says whether it is within its tolerance:
 - `share` (percent) and `duration` (weeks): |simulated - published| <= tolerance (absolute)
 - a `>` or `<` figure is a one-sided bound: simulated must be on its side.
 
-A target with a `period` (MoJ's and Cafcass's court figures, published for a quarter or a
-calendar year: `Jan-Mar 2021`, `Jan-Dec 2021`) is compared with the model over the same
-months, from the court completions recorded by quarter of the financial year; its `year` is
-the financial year containing the period's end. `cafcass.proceedings_mean_weeks` (Cafcass's
-average duration of its involvement in s31 proceedings) is compared with the model's
-`proceedings_mean_weeks`.
+A target with a `period` (MoJ's and Cafcass's court figures, published for a run of whole
+quarters within a calendar year: `Jan-Mar 2021`, `Apr-Sep 2023`, `Jan-Dec 2021`) is compared
+with the model over the same months, from the court's issues and completions recorded by
+quarter of the financial year (`<metric>.<quarter>`): a count is the quarters' sum, a court
+ratio (PERIOD_RATIOS) the quarters' summed numerator over their summed denominator. Its
+`year` is the financial year containing the period's end. `cafcass.proceedings_mean_weeks`
+(Cafcass's average duration of its involvement in s31 proceedings) is compared with the
+model's `proceedings_mean_weeks`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from caresim.errors import CaresimError
-from caresim.results.metrics import QUARTERS
+from caresim.results.metrics import FAMILIES, QUARTERS
 from caresim.results.summary import COMPLETED, MEAN_WEEKS, PCT_WITHIN_26, WEEKS_TOTAL, WITHIN_26
 
 FIT_COLUMNS = ["target_id", "metric", "year", "published", "simulated", "rel_error"]
@@ -46,20 +48,23 @@ _PERIOD = re.compile(r"([A-Z][a-z]{2})-([A-Z][a-z]{2}) (\d{4})")
 
 
 def period_quarters(period: str) -> list[tuple[int, str]]:
-    """The (financial year, quarter) pairs making up a period `Mmm-Mmm YYYY` that is one
-    quarter (`Jan-Mar 2021`) or a calendar year (`Jan-Dec 2021`).
+    """The (financial year, quarter) pairs making up a period `Mmm-Mmm YYYY` that is a run of
+    whole quarters within one calendar year: a quarter (`Jan-Mar 2021`), a half year
+    (`Apr-Sep 2023`), three quarters or the calendar year (`Jan-Dec 2021`).
 
     >>> period_quarters("Jan-Mar 2021")
     [(2021, 'jan_mar')]
     >>> period_quarters("Jan-Dec 2021")[1]
     (2022, 'apr_jun')
+    >>> period_quarters("Apr-Sep 2023")
+    [(2024, 'apr_jun'), (2024, 'jul_sep')]
     """
     m = _PERIOD.fullmatch(period)
     if not m or m.group(1) not in MONTHS or m.group(2) not in MONTHS:
         raise ValueError(f"period {period!r} is not of the form 'Jan-Mar 2021'")
     first, last, year = MONTHS.index(m.group(1)), MONTHS.index(m.group(2)), int(m.group(3))
-    if first % 3 or last - first not in (2, 11):
-        raise ValueError(f"period {period!r} is neither a quarter nor a calendar year")
+    if first % 3 or last % 3 != 2 or last < first:
+        raise ValueError(f"period {period!r} is not a run of whole quarters within a calendar year")
     out = []
     for month in range(first, last + 1, 3):  # month 0 = January
         fy = year if month < 3 else year + 1
@@ -96,21 +101,28 @@ def simulated_values(targets: pd.DataFrame, means: pd.Series) -> pd.Series:
     """The simulated value of each target (NaN where the model has no such metric)."""
     lookup = means.to_dict()
 
-    def total(metrics: str, year: int, geo: str) -> float | None:
-        values = [lookup.get((m, year, geo)) for m in metrics.split("+")]
+    def summed(keys: list[tuple[str, int, str]], missing: float | None = None) -> float | None:
+        """The sum of the values at `keys`; None if one is missing (not simulated)."""
+        values = [lookup.get(key, missing) for key in keys]
         return None if any(v is None for v in values) else float(sum(values))
 
+    def total(metrics: str, year: int, geo: str) -> float | None:
+        return summed([(m, year, geo) for m in metrics.split("+")])
+
     def by_period(metric: str, period: str, geo: str) -> float:
-        if metric not in PERIOD_RATIOS:
-            raise ValueError(f"no period comparison for {metric!r} (period {period!r})")
-        num, den, factor = PERIOD_RATIOS[metric]
         quarters = period_quarters(period)
-        a = [lookup.get((f"{num}.{q}", fy, geo)) for fy, q in quarters]
-        b = [lookup.get((f"{den}.{q}", fy, geo)) for fy, q in quarters]
-        if any(v is None for v in b):
-            return np.nan  # a quarter not simulated
-        n = sum(b)
-        return factor * sum(v or 0.0 for v in a) / n if n > 0 else np.nan
+
+        def over(name: str, missing: float | None = None) -> float | None:
+            return summed([(f"{name}.{q}", fy, geo) for fy, q in quarters], missing)
+
+        if metric in PERIOD_RATIOS:  # the quarters' summed numerator over their summed denominator
+            num, den, factor = PERIOD_RATIOS[metric]
+            n = over(den)
+            return factor * over(num, 0.0) / n if n else np.nan
+        if f"{metric}.<quarter>" in FAMILIES:  # a count: the quarters' sum
+            value = over(metric)
+            return np.nan if value is None else value
+        raise ValueError(f"no period comparison for {metric!r} (period {period!r})")
 
     def one(metric: str, year: int, geo: str, period: str) -> float:
         metric = SAME_AS.get(metric, metric)

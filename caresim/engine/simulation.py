@@ -755,7 +755,7 @@ class Simulation:
             if ico.any():
                 self._start_care(ni[ico], t[not_care][ico],
                                  np.full(int(ico.sum()), LEGAL_INDEX["interim_care_order"], np.int8))
-        self.rec.flow("proceedings_issued", t, k.la[idx])
+        self.rec.flow_by_quarter("proceedings_issued", t, k.la[idx])
         self._traced("issued", idx, t)
         r = self.proc_rule
         e, work = self._draw(r, idx, t, family=True)
@@ -769,7 +769,7 @@ class Simulation:
         cut = np.flatnonzero(np.any(np.diff(key, axis=1) != 0, axis=0)) + 1
         first = np.concatenate([[0], cut])
         la_case, t_case = k.la[idx[first]], t[first]
-        self.rec.flow("proceedings_issued_cases", t_case, la_case)
+        self.rec.flow_by_quarter("proceedings_issued_cases", t_case, la_case)
         self.rec.flow_value("cost.court", t_case, la_case,
                             np.full(first.size, self.sc.costs.court_per_case.value))
         self.late_court += int(np.sum(t_case < self.env.now))

@@ -127,11 +127,19 @@ EXPLICIT = {
                                          "containing its end); re-entry within 5 years of any exit"),
     "R326": ("care_ceased.returned_home", 2013, "period 'c.2013' taken as 2012-13"),
 }
-# Court figures compared over the months they are published for (a quarter or a calendar
-# year): target metric -> published_figures quantity.
+# Court figures compared over the months they are published for (a run of whole quarters
+# within a calendar year): target metric -> published_figures quantity. These metrics' rows of
+# history.csv (each figure mapped to a financial year) are not targets.
 COURT_PERIOD_METRICS = {
     **{metric: bi.PUBLISHED_METRICS[metric][1][0] for metric in sorted(bi.MOJ_METRICS)},
     "cafcass.proceedings_mean_weeks": "Average duration of Cafcass involvement in s31 (care/supervision) proceedings",
+}
+# Court counts published for part of a year, compared over the same months (the financial
+# years' counts of history.csv stay targets): target metric -> published_figures quantity.
+# Not here: Cafcass's April-January 2019-20 (R258, not whole quarters) and MoJ's England and
+# Wales counts (R291, R292); see LEFT_OUT_TEXT.
+COURT_PERIOD_COUNTS = {
+    "proceedings_issued_cases": "s31 care applications received by Cafcass, April-September",
 }
 # Cafcass's duration of involvement against MoJ's time to first disposal over the same quarter:
 # 44 v 43 weeks (Jan-Mar 2021, R265/R276), 45 v 47 (Oct-Dec 2021, R266/R278).
@@ -223,8 +231,9 @@ def target_id(metric: str, year: int, geography: str, period: str = "") -> str:
 def court_period(published: str) -> str | None:
     """A court figure's period as `Mmm-Mmm YYYY` (caresim.analysis.targets.period_quarters):
     `Apr-Jun 2019` as is, a calendar year `2021` -> `Jan-Dec 2021`, a Cafcass quarter of the
-    financial year `Q4 2020-21` -> `Jan-Mar 2021`; None for anything else (financial years,
-    half years, ranges)."""
+    financial year `Q4 2020-21` -> `Jan-Mar 2021`, the first half of a financial year
+    `2023-24 (H1)` -> `Apr-Sep 2023`; None for anything else (financial years, the second half
+    of a financial year, which crosses a calendar year, 10 months, ranges)."""
     period = None
     if re.fullmatch(r"[A-Z][a-z]{2}-[A-Z][a-z]{2} \d{4}", published):
         period = published
@@ -233,12 +242,14 @@ def court_period(published: str) -> str | None:
     elif m := re.fullmatch(r"Q([1-4]) (\d{4})-\d{2}", published):
         q, start = int(m.group(1)), int(m.group(2))
         period = ("Apr-Jun", "Jul-Sep", "Oct-Dec", "Jan-Mar")[q - 1] + f" {start + (q == 4)}"
+    elif m := re.fullmatch(r"(\d{4})-\d{2} \(H1\)", published):
+        period = f"Apr-Sep {m.group(1)}"
     if period is None:
         return None
     try:
         period_quarters(period)
     except ValueError:
-        return None  # e.g. a half year
+        return None  # e.g. Oct-Mar
     return period
 
 
@@ -347,11 +358,12 @@ def history_rows(inputs: Inputs) -> list[dict]:
 
 
 def court_period_rows(inputs: Inputs) -> list[dict]:
-    """England's court durations and shares within 26 weeks (MoJ, England and Wales) and
-    Cafcass's duration of its involvement, one target per published quarter or calendar year
-    whose end falls in FIRST_YEAR..LAST_YEAR; `year` is the financial year containing the end."""
+    """England's court durations and shares within 26 weeks (MoJ, England and Wales),
+    Cafcass's duration of its involvement and Cafcass's part-year counts of care applications,
+    one target per published period (a run of whole quarters) whose end falls in
+    FIRST_YEAR..LAST_YEAR; `year` is the financial year containing the end."""
     rows = []
-    for metric, quantity in COURT_PERIOD_METRICS.items():
+    for metric, quantity in {**COURT_PERIOD_METRICS, **COURT_PERIOD_COUNTS}.items():
         for r in inputs.published[inputs.published["quantity"] == quantity].itertuples(index=False):
             period = court_period(r.year)
             parsed = bi.parse_value(r.value)
@@ -362,6 +374,8 @@ def court_period_rows(inputs: Inputs) -> list[dict]:
                 continue
             qualifier, value = parsed
             kind, _ = metric_kind(metric)
+            if r.geography == "England and Wales" and kind in ("stock", "flow"):
+                raise ValueError(f"{r.id}: a count for England and Wales is larger than England's")
             tol, extra = published_tolerance(kind, value, qualifier, r.source_title, r.geography)
             notes = [r.notes.strip().rstrip(";").strip(),
                      f"period {r.year} ({r.geography}), compared over the same months", *extra]
@@ -566,7 +580,7 @@ figures the model is held to, {first} to {last} (cohort re-entry rates at their 
 | `target_id` | `T-<metric>-<year>-<geography>`, or `T-<metric>-<period>-<geography>` for a court figure (spaces become `_`); stable across rebuilds |
 | `metric` | the model's metric name (`caresim.results.metrics`); a share is `A/B`, the percentage of `B` that are `A` (e.g. `looked_after.care_order/looked_after`); `A+C/B` sums A and C (DfE's headline "care orders" are `looked_after.care_order+looked_after.interim_care_order/looked_after`) |
 | `year` | financial year ending 31 March `year` (stocks at 31 March `year`, flows April `year-1` to March `year`; cohort rates: the cohort's year; court figures with a `period`: the financial year containing the period's end) |
-| `period` | court figures only (MoJ, Cafcass): the months they are published for, a quarter (`Jan-Mar 2021`) or a calendar year (`Jan-Dec 2021`); the model is compared over the same months. Empty otherwise |
+| `period` | court figures only (MoJ, Cafcass): the months they are published for, a run of whole quarters within a calendar year (a quarter `Jan-Mar 2021`, a half year `Apr-Sep 2023`, a calendar year `Jan-Dec 2021`); the model is compared over the same months (a count: the quarters' sum). Empty otherwise |
 | `geography` | `England`, a region name (the 9 regions of `local_authorities.csv`) or an ONS LA code (the 153 LAs of 2024) |
 | `published` | the published value (shares in percent, durations in weeks) |
 | `qualifier` | `~` about, `>` over, `<` under (as published), empty for a plain figure |
@@ -618,6 +632,9 @@ figures the model is held to, {first} to {last} (cohort re-entry rates at their 
   involvement: every quarter or calendar year published, each its own target with its `period`
   (several may fall in one financial year: Jan-Mar 2021 and, in 2021-22, Oct-Dec 2021 and
   calendar 2021).
+- Care applications for part of a year: Cafcass's s31 applications of April-September 2023
+  (R257, England) are `proceedings_issued_cases` with period `Apr-Sep 2023` (year 2024), compared
+  with the applications the model issues in those two quarters.
 - Re-entry cohort rates (R318-R324) are `cohort.reentry_1y` / `cohort.reentry_5y`; the `note` says
   the cohort and definition (after return home, or after any exit).
 
@@ -639,10 +656,19 @@ LEFT_OUT_TEXT = """\
 - `care_starts.taken_into_care` (in `history.csv`): not a model metric.
 - Published figures of a different quantity from the model's metric: CPPs *ending* by length
   (R245-R249, the model's bands are of the stock), children subject to s47 enquiries (R219,
-  R220: children, not enquiries), all public law cases (R259-R263), MoJ quarterly application counts (R291-R294),
-  adoption orders including step-parent adoptions (R298), the combined residential + supported
-  share (R129-R132), SGO + CAO leavers combined (R088), age shares (R043-R049).
-- Ranges and partial periods (half years, 10 months, multi-year totals).
+  R220: children, not enquiries), all public law cases (R259-R263), MoJ's new public law cases
+  (R293, R294), adoption orders including step-parent adoptions (R298), the combined residential +
+  supported share (R129-R132), SGO + CAO leavers combined (R088), age shares (R043-R049).
+- MoJ's care and supervision applications of Jan-Mar 2021 (R292: 4,088 applications; R291: 6,862
+  children), England and Wales: a count for England and Wales is larger than England's by
+  Wales's applications, which the 5% rule for MoJ's durations and shares does not cover, and
+  neither `shared/data` nor `published_figures.csv` gives England's share of England and Wales's
+  care applications to scale them by.
+- Cafcass's s31 applications of April 2019 to January 2020 (R258, 10,949; a secondary report):
+  10 months are not whole quarters, and the model records the court's flows by quarter, not by
+  month; scaling the figure to a year or to April-December would assume a monthly profile.
+- Other ranges and partial periods that are not whole quarters within a calendar year
+  (multi-year totals, a single month).
 - `looked_after.kinship_foster` for regions and LAs as counts (no DfE table splits foster care by
   carer; only the published shares above exist).
 - R321 (35% re-entry within 6 years): the same finding as R320 (kept), as quoted by a charity.

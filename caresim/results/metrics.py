@@ -29,10 +29,11 @@ from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS
 
 KINDS: tuple[str, ...] = ("stock", "flow", "component", "ratio", "cost")
 
-#: Quarters of the financial year, in order: court completions are also recorded by quarter
-#: (`proceedings_completed_cases.<quarter>`; `year` is still the financial year), so that
-#: figures published for a quarter or a calendar year (MoJ, Cafcass) are compared over the
-#: same months (caresim.analysis.targets).
+#: Quarters of the financial year, in order: the court's issues and completions are also
+#: recorded by quarter (`proceedings_issued_cases.<quarter>`,
+#: `proceedings_completed_cases.<quarter>`; `year` is still the financial year), so that
+#: figures published for a run of quarters (MoJ, Cafcass: `Jan-Mar 2021`, `Apr-Sep 2023`,
+#: `Jan-Dec 2021`) are compared over the same months (caresim.analysis.targets).
 QUARTERS: tuple[str, ...] = ("apr_jun", "jul_sep", "oct_dec", "jan_mar")
 _QUARTER_TEXT = {"apr_jun": "April to June", "jul_sep": "July to September",
                  "oct_dec": "October to December", "jan_mar": "January to March"}
@@ -124,6 +125,13 @@ class MetricFamily:
 
 
 _C = "children"
+
+
+def _by_quarter(metric: str, unit: str, definition: str) -> MetricFamily:
+    """`<metric>.<quarter>`: a court flow by quarter of the financial year (QUARTERS)."""
+    return MetricFamily(f"{metric}.<quarter>", f"{metric}.", "<quarter>", QUARTERS, _QUARTER_TEXT,
+                        "component", unit, definition, f"{metric} by quarter of the financial year.")
+
 
 # In display order; a `MetricFamily` stands for all of its members.
 _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
@@ -226,7 +234,7 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
     MetricInfo("sgo_breakdowns", "flow", _C,
                "Special guardianship arrangements that broke down in the year, the child "
                "being referred again or returning to care."),
-    # ---- court components (additive; ratios are derived from them) ----
+    # ---- court components (additive; the ratios and the figures of a period derive from them) ----
     MetricInfo("proceedings_completed_cases", "component", "cases",
                "Section 31 care cases (families) that reached a final order in the year."),
     MetricInfo("proceedings_weeks_total", "component", "case-weeks",
@@ -234,18 +242,16 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                "order."),
     MetricInfo("proceedings_within_26_weeks_cases", "component", "cases",
                "Care cases completed in the year within 26 weeks of issue."),
-    MetricFamily("proceedings_completed_cases.<quarter>", "proceedings_completed_cases.", "<quarter>",
-                 QUARTERS, _QUARTER_TEXT, "component", "cases",
-                 "Care cases that reached a final order in {text} of the financial year.",
-                 "proceedings_completed_cases by quarter of the financial year."),
-    MetricFamily("proceedings_weeks_total.<quarter>", "proceedings_weeks_total.", "<quarter>",
-                 QUARTERS, _QUARTER_TEXT, "component", "case-weeks",
-                 "proceedings_weeks_total over the cases completed in {text} of the financial year.",
-                 "proceedings_weeks_total by quarter of the financial year."),
-    MetricFamily("proceedings_within_26_weeks_cases.<quarter>", "proceedings_within_26_weeks_cases.",
-                 "<quarter>", QUARTERS, _QUARTER_TEXT, "component", "cases",
-                 "Care cases completed in {text} of the financial year within 26 weeks of issue.",
-                 "proceedings_within_26_weeks_cases by quarter of the financial year."),
+    _by_quarter("proceedings_issued", _C,
+                "Children named in section 31 care applications issued in {text} of the financial year."),
+    _by_quarter("proceedings_issued_cases", "cases",
+                "Section 31 care applications (families) issued in {text} of the financial year."),
+    _by_quarter("proceedings_completed_cases", "cases",
+                "Care cases that reached a final order in {text} of the financial year."),
+    _by_quarter("proceedings_weeks_total", "case-weeks",
+                "proceedings_weeks_total over the cases completed in {text} of the financial year."),
+    _by_quarter("proceedings_within_26_weeks_cases", "cases",
+                "Care cases completed in {text} of the financial year within 26 weeks of issue."),
     # ---- court ratios (not additive) ----
     MetricInfo("proceedings_mean_weeks", "ratio", "weeks",
                "Mean weeks from issue to final order of the care cases completed in the year "
