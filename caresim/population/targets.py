@@ -375,7 +375,9 @@ def court_period_rows(inputs: Inputs) -> list[dict]:
             qualifier, value = parsed
             kind, _ = metric_kind(metric)
             if r.geography == "England and Wales" and kind in ("stock", "flow"):
-                raise ValueError(f"{r.id}: a count for England and Wales is larger than England's")
+                raise ValueError(f"{r.id} ({quantity!r}): a count for England and Wales is larger than "
+                                 f"England's and cannot be a target for England; take {metric!r} out of "
+                                 f"COURT_PERIOD_COUNTS for it, or map an England figure")
             tol, extra = published_tolerance(kind, value, qualifier, r.source_title, r.geography)
             notes = [r.notes.strip().rstrip(";").strip(),
                      f"period {r.year} ({r.geography}), compared over the same months", *extra]
