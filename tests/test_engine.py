@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from caresim.engine.recorder import Recorder
-from caresim.engine.simulation import Simulation, quarter_edges, year_edges
+from caresim.engine.simulation import S, Simulation, quarter_edges, year_edges
+from caresim.pathway.compiled import LEGAL_INDEX
 from caresim.results.metrics import QUARTERS
 from caresim.scenario.model import STATES
 
@@ -219,3 +220,49 @@ def test_siblings_in_the_starting_stock_share_their_time_so_far_and_next_move(ti
     moving = multi[multi.groupby("fam").nxt.transform("min") >= 0]
     assert moving.fam.nunique() > 100
     assert (moving.groupby("fam").t_next.nunique() == 1).all()
+
+
+def test_a_scaled_starting_stock_keeps_whole_families(tiny, la_inputs):
+    # a scaled run samples whole families of the starting stocks, as it samples arriving
+    # families: small scaled counts used to be cut into truncated families (at scale 0.1 an
+    # LA with 3 children in a state had mean families of about 1.3), and the first projected
+    # year then had too many court cases of too few children
+    from caresim.engine.initial import _Builder
+
+    fs = tiny.scenario.arrivals.family_size
+    mean = sum(s * p for s, p in fs.items())
+    sd = (sum(s * s * p for s, p in fs.items()) - mean ** 2) ** 0.5
+    published = np.full(2, 30.0)
+    sim = Simulation(tiny.scenario, la_inputs, seed=5, replication=0, scale=0.1)
+    b = _Builder(sim, np.zeros_like(sim._plc_capacity))
+    draws = [b.counts(published) for _ in range(400)]
+    sizes = np.concatenate([np.concatenate(s) for _, s in draws])
+    # 4 standard errors, plus 0.05 for each LA's last family at 30 children (1 in about
+    # 19), which is still cut to fit
+    assert abs(sizes.mean() - mean) < 4 * sd / sizes.size ** 0.5 + 0.05, sizes.mean()
+    counts = np.array([c for c, _ in draws])
+    assert np.all(counts == [[s.sum() for s in d] for _, d in draws])
+    # unbiased: children per LA average published x scale (sd of a draw: about sqrt(3 x E[s^2]/E[s]))
+    se = (3 * (sd ** 2 + mean ** 2) / mean / counts.shape[0]) ** 0.5
+    assert np.all(np.abs(counts.mean(axis=0) - 3.0) < 4 * se), counts.mean(axis=0)
+    # at scale 1 the published counts are kept exactly
+    sim1 = Simulation(tiny.scenario, la_inputs, seed=5, replication=0, scale=1.0)
+    b1 = _Builder(sim1, np.zeros_like(sim1._plc_capacity))
+    c1, s1 = b1.counts(np.array([30.0, 7.0]))
+    assert c1.tolist() == [30, 7] and [int(s.sum()) for s in s1] == [30, 7]
+
+
+def test_starting_s20_children_are_in_families_and_orders_are_each_childs(tiny, la_inputs):
+    sim = Simulation(tiny.scenario, la_inputs, seed=5, replication=0, scale=1.0)
+    sim._initial()
+    k = sim.kids
+    n = k.n
+    df = pd.DataFrame({"fam": k.fam[:n], "legal": k.legal[:n], "uasc": k.uasc[:n],
+                       "state": k.state[:n], "t_enter": k.t_enter[:n]})
+    cared = df[(df.state == S["looked_after"])]
+    size = cared.groupby("fam").fam.transform("size")
+    s20 = (cared.legal == LEGAL_INDEX["s20"]) & ~cared.uasc
+    assert (size[~s20] == 1).all()  # care and placement orders, UASC: one child each
+    multi = cared[s20 & (size > 1)]
+    assert multi.fam.nunique() > 20
+    assert (multi.groupby("fam").t_enter.nunique() == 1).all()

@@ -14,8 +14,11 @@ Time already spent in the state is drawn from the state's own sojourn distributi
 equilibrium (density S(t)/E[T], capped by the child's age) — for CPPs, within the
 published band (the last, 2 years or more, open) — and the rest of the stay from the distribution conditional on that time:
 so the first projected years carry no empty-start (burn-in) artefact. Siblings: children
-in the same LA and state are grouped into families of the scenario's family-size
-distribution, sharing the time already spent.
+in the same LA and state (outside care, in proceedings, and accommodated under s20) are
+grouped into families of the scenario's family-size distribution, sharing the time already
+spent. A scaled run keeps whole families of the published stocks (each with probability
+`scale`), as it samples arriving families, rather than cutting small scaled counts into
+truncated families.
 """
 
 from __future__ import annotations
@@ -89,9 +92,28 @@ class _Builder:
         nat = float(las.national["referrals"])
         return las.column("referrals") / nat if nat > 0 else np.full(las.n, 1 / las.n)
 
+    def counts(self, published: np.ndarray, families: bool = True
+               ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Children per LA at the run's scale, from published (unscaled) counts per LA.
+
+        With `families`, each LA's count is split into families of the family-size
+        distribution and a scaled run keeps whole families, each with probability `scale`
+        (as it samples arriving families), so that small scaled counts are not cut into
+        truncated families. Returns the counts and each LA's family sizes (None: one child
+        per family)."""
+        f = self.sim.scale
+        if not families:
+            return _scaled(published, f, self.g), None
+        sizes = []
+        for c in _scaled(published, 1.0, self.g):
+            fs = _families(int(c), self.sizes, self.size_p, self.g) if c else np.empty(0, np.int64)
+            sizes.append(fs[self.g.random(fs.size) < f] if f < 1.0 else fs)
+        return np.array([int(s.sum()) for s in sizes], dtype=np.int64), sizes
+
     def add(self, counts: np.ndarray, state: str, ages: np.ndarray | None = None,
-            families: bool = True) -> np.ndarray:
-        """Create children: counts per LA (already scaled). Ages in years, or referral ages."""
+            sizes: list[np.ndarray] | None = None) -> np.ndarray:
+        """Create children: counts per LA (scaled, from `counts()`), in families of `sizes`
+        (None: each child its own family). Ages in years, or referral ages."""
         from caresim.engine.simulation import sample_bands
 
         n = int(counts.sum())
@@ -102,18 +124,11 @@ class _Builder:
             ages = sample_bands(self.g.random(n), self.sim.sc.arrivals.age_at_referral)
         idx = self.kids.add(n, la=la, birth=-ages * DAYS_PER_YEAR, state=S[state], nref=1,
                             t_lastref=-60.0, t_closed=-np.inf)
-        if families:
-            fams = []
-            start = 0
-            for c in counts:
-                if c:
-                    fs = _families(int(c), self.sizes, self.size_p, self.g)
-                    first = np.repeat(start + np.concatenate([[0], np.cumsum(fs)[:-1]]), fs)
-                    fams.append(idx[0] + first)
-                    start += int(c)
-            self.kids.fam[idx] = np.concatenate(fams)
-        else:
+        if sizes is None:
             self.kids.fam[idx] = idx
+        else:
+            fs = np.concatenate(sizes)
+            self.kids.fam[idx] = idx[0] + np.repeat(np.concatenate([[0], np.cumsum(fs)[:-1]]), fs)
         return idx
 
     def family_uniform(self, idx: np.ndarray) -> np.ndarray:
@@ -293,7 +308,7 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
 def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult:
     """Create the children in the system at the start date; fills `occupied` places."""
     b = _Builder(sim, occupied)
-    las, g, f = sim.las, b.g, sim.scale
+    las, g = sim.las, b.g
     col = las.column
     assumed = {k: v.value for k, v in sim.sc.initial_state.assumed_stocks.items()}
     mix = _placement_mix(sim)
@@ -301,18 +316,19 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     # prior plans of the starting stocks (those on a plan now have one by definition)
     stock_prior = sim.sc.initial_state.prior_cpp
 
-    # -- looked after (not in proceedings)
-    uasc = _scaled(col("cla_at31_uasc"), f, g)
-    s20 = _scaled(np.maximum(col("cla_at31_s20") + col("cla_at31_other_legal")
-                             - col("cla_at31_uasc"), 0.0), f, g)
-    for legal, counts, is_uasc in (("care_order", _scaled(col("cla_at31_care_order"), f, g), False),
-                                   ("placement_order", _scaled(col("cla_at31_placement_order"), f, g), False),
-                                   ("s20", s20, False), ("s20", uasc, True)):
+    # -- looked after (not in proceedings). Children accommodated under s20 are in families,
+    # as the model's own s20 entries are (and as they go to court); children on care or
+    # placement orders and UASC are not grouped (their exits are each child's).
+    s20 = np.maximum(col("cla_at31_s20") + col("cla_at31_other_legal") - col("cla_at31_uasc"), 0.0)
+    for legal, published, is_uasc in (("care_order", col("cla_at31_care_order"), False),
+                                      ("placement_order", col("cla_at31_placement_order"), False),
+                                      ("s20", s20, False), ("s20", col("cla_at31_uasc"), True)):
+        counts, sizes = b.counts(published, families=legal == "s20" and not is_uasc)
         if is_uasc:  # older than at arrival: the stock's ages at equilibrium
             ages = uasc_stock_ages(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
         else:
             ages = _cla_ages(sim, counts, g)
-        idx = b.add(counts, "looked_after", ages=ages, families=False)
+        idx = b.add(counts, "looked_after", ages=ages, sizes=sizes)
         if idx.size == 0:
             continue
         b.care(idx, legal)
@@ -323,12 +339,12 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
         b.start(idx, b.elapsed(idx))
 
     # -- care proceedings in progress: in interim care, and at home
-    ico = _scaled(col("cla_at31_ico"), f, g)
-    at_home = _scaled(assumed.get("proceedings", 0.0) * b.ref_share, f, g)
-    idx_ico = b.add(ico, "proceedings", ages=_cla_ages(sim, ico, g))
+    ico, ico_sizes = b.counts(col("cla_at31_ico"))
+    at_home, home_sizes = b.counts(assumed.get("proceedings", 0.0) * b.ref_share)
+    idx_ico = b.add(ico, "proceedings", ages=_cla_ages(sim, ico, g), sizes=ico_sizes)
     b.care(idx_ico, "interim_care_order")
     b.place(idx_ico, no_adoption)
-    idx_home = b.add(at_home, "proceedings")
+    idx_home = b.add(at_home, "proceedings", sizes=home_sizes)
     if stock_prior is not None:
         sim.prior_history(np.concatenate([idx_ico, idx_home]), stock_prior)
     _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
@@ -336,8 +352,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     # -- child protection plans with published time so far
     cpp = sim.pathway.rule(S["child_protection_plan"])
     for colname, lo, hi in CPP_BANDS:
-        counts = _scaled(col(colname), f, g)
-        idx = b.add(counts, "child_protection_plan")
+        counts, sizes = b.counts(col(colname))
+        idx = b.add(counts, "child_protection_plan", sizes=sizes)
         if idx.size:
             sim.kids.prior_cpp[idx] = True
             el = np.minimum(_elapsed_in_band(cpp.sojourn, b.family_uniform(idx), lo, hi),
@@ -351,7 +367,8 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     stocks = {s: v * b.ref_share for s, v in assumed.items() if s != "proceedings"}
     stocks["child_in_need"] = cin_plan
     for state in sorted(stocks):
-        idx = b.add(_scaled(stocks[state], f, g), state)
+        counts, sizes = b.counts(stocks[state])
+        idx = b.add(counts, state, sizes=sizes)
         if idx.size == 0:
             continue
         if state in ("returned_home", "special_guardianship", "child_arrangements"):
