@@ -37,20 +37,26 @@ def _config(**kw):
 
 def _synthetic_targets(tiny, la_inputs, history, seed=999, start=dt.date(2024, 4, 1),
                        years=(2025, 2026), reps=8):
-    """Targets made by the model at TRUE parameters, with another seed (so: noisy)."""
-    cfg = _config(seed=seed, start=start, train=(years[0], years[-1]))
+    """Targets made by the model at TRUE parameters, with other seeds (so: noisy): the mean
+    of `reps` replications, with their standard error as the tolerance, as a published
+    figure states its own uncertainty."""
     base = {k: v for k, v in tiny.resolved.items() if k != "data"}
     regions = LocalAuthorities.from_inputs(la_inputs, Geography()).regions
-    prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=pd.DataFrame(),
-                   config=cfg, regions=regions)
-    truth = np.array([TRUE[p.path] for p in PARAMS])
-    means = simulate_means(prob, [prob.scenario(truth)], 1.0, reps, None)[0]
     rows = [{"target_id": f"T-{m}-{y}", "metric": m, "year": y, "geography": "England",
              "kind": k, "unit": "children", "tolerance": 0.01, "qualifier": "",
              "source_id": "synthetic", "source_url": "", "note": ""}
             for m, k in METRICS.items() for y in years]
     t = pd.DataFrame(rows)
-    t["published"] = simulated_values(t, means).to_numpy()
+    truth = np.array([TRUE[p.path] for p in PARAMS])
+    values = []
+    for r in range(reps):  # one replication per seed: independent streams
+        cfg = _config(seed=seed * 1000 + r, start=start, train=(years[0], years[-1]))
+        prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=pd.DataFrame(),
+                       config=cfg, regions=regions)
+        values.append(simulated_values(t, simulate_means(prob, [prob.scenario(truth)], 1.0, 1, None)[0]).to_numpy())
+    values = np.array(values)
+    t["published"] = values.mean(axis=0)
+    t["tolerance"] = values.std(axis=0, ddof=1) / np.sqrt(reps) / np.abs(t["published"])
     return t, base, regions
 
 
@@ -59,31 +65,42 @@ def history(tiny):
     return pd.read_csv(tiny.data_paths["history"])
 
 
+#: independent fits of the same synthetic targets: each freezes its own Monte Carlo noise
+#: (common random numbers from its seed), which its interval has to cover
+FIT_SEEDS = (3, 4, 5)
+
+
 @pytest.fixture(scope="module")
 def recovered(tiny, la_inputs, history):
     targets, base, regions = _synthetic_targets(tiny, la_inputs, history)
-    prob = Problem(base=base, la_inputs=la_inputs, history=history, targets=targets,
-                   config=_config(), regions=regions)
-    return calibrate(prob)
+    return [calibrate(Problem(base=base, la_inputs=la_inputs, history=history, targets=targets,
+                              config=_config(seed=s), regions=regions)) for s in FIT_SEEDS]
 
 
 def test_recovers_known_parameters_within_their_intervals(recovered):
+    """A 95% interval misses now and then by design (measured on this problem over fit
+    seeds 3-9: two misses in seven for the CIN mean, each at about 2 sd), so one fit passing or
+    failing says little. Each parameter must be covered in at least 2 of 3 fits: a correct
+    method fails this about 1 time in 140 per parameter, while intervals half as wide as
+    they should be miss about 1 time in 3 and fail it about 1 time in 4."""
     truth = np.array([TRUE[p.path] for p in PARAMS])
     prior = np.array([0.12, 300.0])
-    assert np.all(recovered.lower <= truth) and np.all(truth <= recovered.upper), (
-        recovered.lower, recovered.theta, recovered.upper)
-    # moved from the prior towards the truth, with informative intervals
-    assert np.all(np.abs(recovered.theta - truth) < 0.5 * np.abs(prior - truth))
-    assert recovered.upper[0] - recovered.lower[0] < 0.06
-    assert recovered.upper[1] / recovered.lower[1] < 1.8
+    covered = np.array([(r.lower <= truth) & (truth <= r.upper) for r in recovered])
+    assert np.all(covered.sum(axis=0) >= 2), [(r.lower, r.theta, r.upper) for r in recovered]
+    for r in recovered:
+        # moved from the prior towards the truth, with informative intervals
+        assert np.all(np.abs(r.theta - truth) < 0.5 * np.abs(prior - truth)), r.theta
+        assert r.upper[0] - r.lower[0] < 0.06
+        assert r.upper[1] / r.lower[1] < 1.8
 
 
 def test_posterior_draws_are_within_bounds_and_centred(recovered):
-    d = recovered.draws
+    r = recovered[0]
+    d = r.draws
     assert d.shape == (50, 2)
     for j, p in enumerate(PARAMS):
         assert d[:, j].min() >= p.bounds[0] and d[:, j].max() <= p.bounds[1]
-    assert np.all(np.abs(np.median(d, axis=0) / recovered.theta - 1) < 0.1)
+    assert np.all(np.abs(np.median(d, axis=0) / r.theta - 1) < 0.1)
 
 
 def test_target_outside_tolerance_is_reported():
