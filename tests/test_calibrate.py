@@ -80,9 +80,8 @@ def recovered(tiny, la_inputs, history):
 def test_recovers_known_parameters_within_their_intervals(recovered):
     """A 95% interval misses now and then by design (measured on this problem over fit
     seeds 3-9: two misses in seven for the CIN mean and one for the s47 share, each about
-    2 sd out or less; docs/calibration.md),
-    so one fit passing or
-    failing says little. Each parameter must be covered in at least 2 of 3 fits: a correct
+    2 sd out or less; docs/calibration.md), so one fit passing or failing says little.
+    Each parameter must be covered in at least 2 of 3 fits: a correct
     method fails this about 1 time in 140 per parameter, while intervals half as wide as
     they should be miss about 1 time in 3 and fail it about 1 time in 4."""
     truth = np.array([TRUE[p.path] for p in PARAMS])
