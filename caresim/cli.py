@@ -357,20 +357,22 @@ def backtest(
     force: bool = typer.Option(False, "--force", help="replace a non-empty report folder"),
     inputs: str = typer.Option("held", "--inputs",
                                help="held: referrals and UASC arrivals stay at the training year's "
-                                    "level (a forecast); published: as they turned out (conditional)"),
+                                    "level (a forecast); published: as they turned out (conditional); "
+                                    "both: one fit, a report for each in held/ and published/"),
 ) -> None:
     """Fit on targets up to a year, project from that 31 March, compare with what was published."""
     from caresim.analysis.calibration_pipeline import run_backtest
 
     command = " ".join(["caresim"] + sys.argv[1:])
     try:
-        folder, _fit = run_backtest(config, train_until, out_dir, force, jobs, progress=_say,
-                                    command=command, inputs=inputs)
+        folders = run_backtest(config, train_until, out_dir, force, jobs, progress=_say,
+                               command=command, inputs=inputs)
     except CaresimError as exc:
         _fail(exc)
         return
-    out.print((folder / "fit_summary.md").read_text(), highlight=False, markup=False)
-    _outputs_written(folder)
+    for folder in folders:
+        out.print((folder / "fit_summary.md").read_text(), highlight=False, markup=False)
+        _outputs_written(folder)
 
 
 def _say(message: str) -> None:

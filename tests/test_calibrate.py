@@ -240,6 +240,27 @@ def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs
     r = CliRunner().invoke(app, ["backtest", "--train-until", "2024", "--config",
                                  str(tmp_path / "config.yaml"), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--train-until" in r.output
+    # one fit, projected with held and with published inputs: each report is the one a
+    # separate run gives (the same fit), and the two projections differ by their inputs
+    both = tmp_path / "both"
+    r = CliRunner().invoke(app, ["backtest", "--train-until", "2022", "--config",
+                                 str(tmp_path / "config.yaml"), "--out", str(both), "--jobs", "1",
+                                 "--inputs", "both"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in both.iterdir()) == ["held", "published"]
+    assert (both / "held" / "fit.csv").read_bytes() == (out / "fit.csv").read_bytes()
+    assert ((both / "held" / "parameters.csv").read_bytes()
+            == (both / "published" / "parameters.csv").read_bytes() == (out / "parameters.csv").read_bytes())
+    held, published = (pd.read_csv(both / k / "fit.csv") for k in ("held", "published"))
+    assert set(published.year) == {2023, 2024} and not held.simulated.equals(published.simulated)
+    for k in ("held", "published"):
+        m = json.loads((both / k / "manifest.json").read_text())["backtest"]
+        assert m["inputs"] == k and (both / k / "brief.html").is_file()
+    r = CliRunner().invoke(app, ["backtest", "--train-until", "2022", "--config",
+                                 str(tmp_path / "config.yaml"), "--out", str(tmp_path / "y"),
+                                 "--inputs", "future"])
+    assert r.exit_code == 2 and "'held', 'published' or 'both'" in r.output
+    assert not (tmp_path / "y").exists()
 
 
 def test_unpublished_uasc_arrivals_only_in_fitting_runs(tiny, la_inputs, history):

@@ -150,17 +150,25 @@ class _executor:
             self.ex.shutdown()
 
 
+INPUTS = {"held": "none: referrals and UASC held at the training year's level",
+          "published": "published LA referrals and national UASC arrivals (exogenous inputs) "
+                       "of the held-out years"}
+
+
 def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, jobs: int,
                  progress: Callable[[str], None], command: str,
-                 inputs: str = "held") -> tuple[Path, pd.DataFrame]:
+                 inputs: str = "held") -> list[Path]:
     """Fit on targets up to `train_until`, project from 31 March `train_until`, compare.
 
     `inputs`: `held` (a true forecast: referrals and UASC arrivals stay at the training
-    year's level) or `published` (conditional on the exogenous inputs as they turned out:
+    year's level), `published` (conditional on the exogenous inputs as they turned out:
     published LA referrals and national UASC arrivals of the held-out years, which a
-    scenario would set; no published outcome is used either way)."""
-    if inputs not in ("held", "published"):
-        raise CaresimError(f"--inputs must be 'held' or 'published', got {inputs!r}")
+    scenario would set; no published outcome is used either way) or `both`: one fit,
+    projected both ways, each report in its own subfolder (`held/`, `published/`) of the
+    output folder. Returns the report folders."""
+    kinds = list(INPUTS) if inputs == "both" else [inputs]
+    if not set(kinds) <= set(INPUTS):
+        raise CaresimError(f"--inputs must be 'held', 'published' or 'both', got {inputs!r}")
     cfg, cfg_path = load_config(config)
     if not cfg.train[0] <= train_until < cfg.train[1]:
         raise CaresimError(f"--train-until must be within {cfg.train[0]}..{cfg.train[1] - 1}, "
@@ -179,29 +187,32 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
         proj_cfg = fit_cfg.model_copy(update={"start": start, "train": (train_until + 1, last)})
         proj = build_problem(proj_cfg, cfg_path, start=start)
         proj.la_multipliers = fit.la_multipliers
-        sc = trained_years(proj.scenario(fit.theta, years=last - train_until), train_until)
-        if inputs == "held":
-            sc = _held_inputs(sc, proj.history, train_until)
+        trained = trained_years(proj.scenario(fit.theta, years=last - train_until), train_until)
+        params = parameters_table(fit_cfg, fit, prior)
         from caresim.analysis.calibrate import simulate_means
 
         scale = cfg.local.scale if cfg.local else cfg.scale
-        means = simulate_means(proj, [sc], scale, max(cfg.replications, 2), ex)[0]
         t = proj.targets[proj.targets.year > train_until]
-        table = fit_table(t, simulated_values(t, means), training=None)
-        params = parameters_table(fit_cfg, fit, prior)
-        man = {"kind": "backtest", **manifest(fit_cfg, fit, cfg_path.parent / cfg.targets, command, params),
-               **fit_checks(table, (train_until + 1, last), last)}
-        man["backtest"] = {"train_until": train_until, "projection_start": start.isoformat(),
-                           "held_out_years": [train_until + 1, last],
-                           "future_inputs": ("none: referrals and UASC held at the training year's level"
-                                             if inputs == "held" else
-                                             "published LA referrals and national UASC arrivals "
-                                             "(exogenous inputs) of the held-out years")}
-        _write_report(folder.path, table, params, (train_until + 1, last), last,
-                      f"Backtest: trained to {train_until - 1}-{str(train_until)[2:]}, "
-                      f"projected from 31 March {train_until}", None, man)
-        write_csv(params, folder.path / "parameters.csv")
-    return folder.final, table
+        names = []
+        for kind in kinds:
+            sc = _held_inputs(trained, proj.history, train_until) if kind == "held" else trained
+            means = simulate_means(proj, [sc], scale, max(cfg.replications, 2), ex)[0]
+            table = fit_table(t, simulated_values(t, means), training=None)
+            man = {"kind": "backtest", **manifest(fit_cfg, fit, cfg_path.parent / cfg.targets, command, params),
+                   **fit_checks(table, (train_until + 1, last), last)}
+            man["backtest"] = {"train_until": train_until, "projection_start": start.isoformat(),
+                               "held_out_years": [train_until + 1, last], "inputs": kind,
+                               "future_inputs": INPUTS[kind]}
+            if len(kinds) > 1:
+                man["backtest"]["same_fit_as"] = [f"../{k}" for k in kinds if k != kind]
+            report = folder.path / kind if len(kinds) > 1 else folder.path
+            report.mkdir(exist_ok=True)
+            _write_report(report, table, params, (train_until + 1, last), last,
+                          f"Backtest: trained to {train_until - 1}-{str(train_until)[2:]}, "
+                          f"projected from 31 March {train_until} ({kind} inputs)", None, man)
+            write_csv(params, report / "parameters.csv")
+            names.append(kind if len(kinds) > 1 else None)
+    return [folder.final / n if n else folder.final for n in names]
 
 
 def trained_parameters(params: list, year: int) -> list:
