@@ -201,18 +201,23 @@ def test_prior_cpp_share_makes_plans_of_new_children_subsequent(tiny, la_inputs)
     assert every > 0.9  # all but children whose first plan follows care at the start
 
 
-def test_siblings_in_the_starting_stock_share_their_time_so_far_and_next_move(tiny, la_inputs):
-    # siblings of the starting stock (all but those looked after) start together: the time
-    # already spent is the family's (capped by the youngest's age), so the family's later
-    # draws keep them together (before, each child's own age cap split them, which made
-    # 2019-20's court cases 20% too many with 1.3 children each)
+@pytest.fixture(scope="module")
+def starting_stock(tiny, la_inputs) -> pd.DataFrame:
+    """The tiny scenario's children at the start (scale 1), one row each."""
     sim = Simulation(tiny.scenario, la_inputs, seed=5, replication=0, scale=1.0)
     sim._initial()
     k = sim.kids
     n = k.n
-    df = pd.DataFrame({"fam": k.fam[:n], "state": k.state[:n], "t_enter": k.t_enter[:n],
-                       "t_next": k.t_next[:n], "nxt": k.nxt[:n]})
-    df = df[~k.in_care[:n]]
+    return pd.DataFrame({c: getattr(k, c)[:n] for c in
+                         ("fam", "state", "legal", "uasc", "in_care", "t_enter", "t_next", "nxt")})
+
+
+def test_siblings_in_the_starting_stock_share_their_time_so_far_and_next_move(starting_stock):
+    # siblings of the starting stock outside care start together: the time already spent is
+    # the family's (capped by the youngest's age), so the family's later draws keep them
+    # together (before, each child's own age cap split them, which made 2019-20's court
+    # cases 20% too many with 1.3 children each)
+    df = starting_stock[~starting_stock.in_care]
     multi = df[df.groupby("fam").fam.transform("size") > 1]
     assert multi.fam.nunique() > 200
     assert (multi.groupby("fam").t_enter.nunique() == 1).all()
@@ -252,14 +257,8 @@ def test_a_scaled_starting_stock_keeps_whole_families(tiny, la_inputs):
     assert c1.tolist() == [30, 7] and [int(s.sum()) for s in s1] == [30, 7]
 
 
-def test_starting_s20_children_are_in_families_and_orders_are_each_childs(tiny, la_inputs):
-    sim = Simulation(tiny.scenario, la_inputs, seed=5, replication=0, scale=1.0)
-    sim._initial()
-    k = sim.kids
-    n = k.n
-    df = pd.DataFrame({"fam": k.fam[:n], "legal": k.legal[:n], "uasc": k.uasc[:n],
-                       "state": k.state[:n], "t_enter": k.t_enter[:n]})
-    cared = df[(df.state == S["looked_after"])]
+def test_starting_s20_children_are_in_families_and_orders_are_each_childs(starting_stock):
+    cared = starting_stock[starting_stock.state == S["looked_after"]]
     size = cared.groupby("fam").fam.transform("size")
     s20 = (cared.legal == LEGAL_INDEX["s20"]) & ~cared.uasc
     assert (size[~s20] == 1).all()  # care and placement orders, UASC: one child each
