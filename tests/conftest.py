@@ -22,6 +22,11 @@ def la_inputs(tiny):
     return pd.read_csv(tiny.data_paths["la_inputs"])
 
 
+@pytest.fixture(scope="session")
+def history(tiny):
+    return pd.read_csv(tiny.data_paths["history"])
+
+
 CHROMIUM = "/usr/bin/chromium"
 #: as the machine notes say: without the background-networking flags Chromium tries (and is
 #: refused) to reach Google's hosts at every start
