@@ -11,6 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "fixtures" / "tiny.yaml"
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 
+#: test files by their measured cost, heaviest first. pytest-xdist hands whole files to
+#: the workers in collection order (`--dist loadfile --no-loadscope-reorder`, pyproject),
+#: so the longest go first and no long file is left running alone at the end (xdist's own
+#: order, by number of tests, started the 2-test recovery file, the longest, last)
+HEAVY_FIRST = ("test_calibrate_recovery.py", "test_sweep.py", "test_library.py",
+               "test_calibrate.py", "test_trends.py", "test_adoption_lead.py", "test_engine.py",
+               "test_targets.py", "test_compare.py", "test_trial.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
 
 @pytest.fixture(scope="session")
 def tiny():
