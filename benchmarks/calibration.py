@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/calibration.py --full       # calibration/config.yaml (writes
                                                             # nothing: report into a temp dir)
 
-The CI-sized one is the tests' synthetic-target calibration of the tiny scenario (2 LAs,
-2 parameters). Prints figures; asserts nothing.
+The CI-sized one is one fit of the recovery tests' synthetic problem (tests/synthetic.py:
+the tiny scenario, 2 LAs, 2 parameters). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -21,19 +21,21 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def ci_sized() -> tuple[float, int]:
+    """One fit of the recovery tests' synthetic problem (tests/synthetic.py)."""
     import pandas as pd
 
-    import test_calibrate as tc
     from caresim.analysis.calibrate import Problem, calibrate
     from caresim.scenario.loader import load_scenario
+    from conftest import TINY
+    from synthetic import fit_config, synthetic_targets
 
-    tiny = load_scenario(tc.TINY)
+    tiny = load_scenario(TINY)
     la = pd.read_csv(tiny.data_paths["la_inputs"])
     hist = pd.read_csv(tiny.data_paths["history"])
-    targets, base, regions = tc._synthetic_targets(tiny, la, hist)
+    targets, base, regions = synthetic_targets(tiny, la, hist)
     t0 = time.perf_counter()
     fit = calibrate(Problem(base=base, la_inputs=la, history=hist, targets=targets,
-                            config=tc._config(), regions=regions))
+                            config=fit_config(), regions=regions))
     return time.perf_counter() - t0, fit.evaluations
 
 
