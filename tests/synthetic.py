@@ -30,16 +30,20 @@ def fit_config(**kw):
 
 
 def synthetic_targets(tiny, la_inputs, history, seed=999, start=dt.date(2024, 4, 1),
-                       years=(2025, 2026), reps=8):
+                       years=(2025, 2026), reps=8, la_cpp_factors=None):
     """Targets made by the model at TRUE parameters, with other seeds (so: noisy): the mean
     of `reps` replications, with their standard error as the tolerance, as a published
-    figure states its own uncertainty."""
+    figure states its own uncertainty. `la_cpp_factors` ({LA code: factor}) adds each LA's
+    CPP starts times its factor: LA targets a local fit of `cpp_index` should match with
+    multipliers near the factors."""
     base = {k: v for k, v in tiny.resolved.items() if k != "data"}
     regions = LocalAuthorities.from_inputs(la_inputs, Geography()).regions
     rows = [{"target_id": f"T-{m}-{y}", "metric": m, "year": y, "geography": "England",
              "kind": k, "unit": "children", "tolerance": 0.01, "qualifier": "",
              "source_id": "synthetic", "source_url": "", "note": ""}
             for m, k in METRICS.items() for y in years]
+    rows += [{**rows[0], "target_id": f"T-cpp-{la}-{y}", "metric": "cpp_starts", "year": y,
+              "geography": la, "kind": "flow"} for la in la_cpp_factors or {} for y in years]
     t = pd.DataFrame(rows)
     truth = np.array([TRUE[p.path] for p in PARAMS])
     values = []
@@ -49,6 +53,6 @@ def synthetic_targets(tiny, la_inputs, history, seed=999, start=dt.date(2024, 4,
                        config=cfg, regions=regions)
         values.append(simulated_values(t, simulate_means(prob, [prob.scenario(truth)], 1.0, 1, None)[0]).to_numpy())
     values = np.array(values)
-    t["published"] = values.mean(axis=0)
+    t["published"] = values.mean(axis=0) * t.geography.map(la_cpp_factors or {}).fillna(1.0)
     t["tolerance"] = values.std(axis=0, ddof=1) / np.sqrt(reps) / np.abs(t["published"])
     return t, base, regions

@@ -14,7 +14,7 @@ from caresim.analysis.targets import fit_table, period_position, period_quarters
 from caresim.cli import app
 from caresim.population.local import LocalAuthorities
 from caresim.scenario.model import Geography
-from conftest import TINY
+from conftest import ROOT, TINY
 from synthetic import METRICS, PARAMS, TRUE, fit_config, synthetic_targets
 
 def test_target_outside_tolerance_is_reported():
@@ -37,7 +37,8 @@ def test_set_path_rejects_unknown_keys():
 
 
 def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser):
-    targets, _, _ = synthetic_targets(tiny, la_inputs, history, seed=5)
+    factors = {"E06000001": 1.5, "E09000002": 0.6}
+    targets, _, _ = synthetic_targets(tiny, la_inputs, history, seed=5, la_cpp_factors=factors)
     targets.to_csv(tmp_path / "targets.csv", index=False)
     cfg = {"scenario": str(TINY), "targets": "targets.csv", "start": "2024-04-01",
            "train": [2025, 2026], "metrics": list(METRICS), "scale": 0.5, "replications": 1,
@@ -45,7 +46,7 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
            "uncertainty_replications": 3,
            "parameters": [p.model_dump() for p in PARAMS],
            "local": {"indices": {"cpp_index": "cpp_starts"}, "years": [2025, 2026], "scale": 0.5,
-                     "iterations": 1}}
+                     "iterations": 2}}
     (tmp_path / "config.yaml").write_text(json.dumps(cfg))
     out = tmp_path / "report"
     r = CliRunner().invoke(app, ["calibrate", "--config", str(tmp_path / "config.yaml"),
@@ -69,8 +70,11 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
         assert float(get_path(loaded.model_dump(), p["path"])) == pytest.approx(p["fitted"], rel=1e-5), p["name"]
     samples = pd.read_csv(fitted / "parameter_samples.csv")
     assert set(samples.path) == {p.path for p in PARAMS}
-    mult = pd.read_csv(fitted / "la_multipliers.csv")
-    assert set(mult.geography) >= set(tiny.scenario.geography.las)
+    mult = pd.read_csv(fitted / "la_multipliers.csv").set_index("geography")
+    assert set(mult.index) >= set(tiny.scenario.geography.las)
+    # two damped steps (0.7) towards each LA's factor: 1.5**0.91 = 1.45, 0.6**0.91 = 0.63 if
+    # the national fit were exact (it has had 4 evaluations), so a margin for that
+    assert mult.loc["E06000001", "cpp_index"] > 1.2 and mult.loc["E09000002", "cpp_index"] < 0.8
     # and it runs with parameter uncertainty
     r = CliRunner().invoke(app, ["run", str(fitted / "use.yaml"), "--out", str(tmp_path / "run"),
                                  "-n", 2, "--scale", 0.2, "--parameter-uncertainty"])
@@ -198,7 +202,6 @@ def test_fitted_yaml_sets_values_in_lists_and_year_keys(tmp_path):
     path) or would lose the prior's sources (a year key)."""
     from caresim.analysis.calibrate import fitted_yaml
     from caresim.scenario.loader import load_merged, load_scenario
-    from conftest import ROOT
 
     prior = ROOT / "scenarios" / "baseline_derived.yaml"
     params = pd.DataFrame([
@@ -276,3 +279,55 @@ def test_count_targets_with_a_period_sum_their_quarters():
     for metric in ("looked_after", "rereferrals/referrals"):  # no quarterly record
         with pytest.raises(ValueError, match="no period comparison"):
             simulated_values(t.assign(metric=metric), pd.Series(means))
+
+
+def _config_with(tmp_path, *edits):
+    """calibration/config.yaml with absolute data paths and (old, new) text edits; returns
+    its path and the 1-based line of each edit."""
+    text = (ROOT / "calibration" / "config.yaml").read_text()
+    text = text.replace("scenario: ../scenarios/", f"scenario: {ROOT / 'scenarios'}/")
+    text = text.replace("targets: targets.csv.gz", f"targets: {ROOT / 'calibration' / 'targets.csv.gz'}")
+    lines = []
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        lines.append(text[:text.index(old)].count("\n") + 1)
+        text = text.replace(old, new)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path, lines
+
+
+def test_config_keys_that_name_nothing_are_errors_at_their_line(tmp_path):
+    """A parameter path missing from the prior scenario, a prior outside its bounds, a
+    metric without England targets and an LA index without LA targets: each named with the
+    file, line and key, all in one error, before anything runs."""
+    from caresim.analysis.calibrate import load_config
+    from caresim.errors import CaresimError
+
+    path, (meen, bounds, metric, local) = _config_with(
+        tmp_path,
+        ("path: pathway.closed.sojourn.mean,", "path: pathway.closed.sojourn.meen,"),
+        ("bounds: [0.005, 0.04], log: true}", "bounds: [0.02, 0.04], log: true}"),
+        ("  - referrals\n", "  - referals\n"),
+        ("cpp_index: cpp_starts", "cpp_index: cpp_startz"))
+    with pytest.raises(CaresimError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert f"{path}:{meen}:" in text and "parameters[30].path: not in the prior scenario" in text
+    assert "did you mean 'pathway.closed.sojourn.mean'" in text and "did you mean 'referrals'" in text
+    assert f"{path}:{bounds}:" in text and "parameters[5].bounds: the prior scenario's value 0.017" in text
+    assert f"{path}:{metric}:" in text and "metrics[0]: no England target for 'referals'" in text
+    assert f"{path}:{local}:" in text and "local.indices.cpp_index: no LA target for 'cpp_startz'" in text
+    assert len(text.splitlines()) == 4
+
+
+def test_config_schema_errors_name_line_and_what_is_allowed(tmp_path):
+    from caresim.analysis.calibrate import load_config
+    from caresim.errors import CaresimError
+
+    path, (line,) = _config_with(tmp_path, ("seed: 20190401", "seed: 20190401\nreplicatoins: 3"))
+    with pytest.raises(CaresimError, match=rf"{path}:{line + 1}:1: replicatoins: .*(not|unknown|allowed)"):
+        load_config(path)
+    r = CliRunner().invoke(app, ["calibrate", "--config", str(path), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and f"{path}:{line + 1}" in r.output
+    assert not (tmp_path / "o").exists()

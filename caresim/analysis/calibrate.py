@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import difflib
 import hashlib
 import io
 import json
@@ -53,6 +54,7 @@ from caresim.analysis.targets import fit_table, mean_values, simulated_values
 from caresim.errors import CaresimError
 from caresim.results.summary import add_geographies, add_ratios
 from caresim.runner.replications import run_one
+from caresim.scenario.loader import load_document
 from caresim.scenario.model import LaIndex, Scenario
 from caresim.scenario.uncertain import PathError, get_value, set_value
 
@@ -126,19 +128,62 @@ class CalibrationConfig(_Strict):
 
 
 def load_config(path: Path | str) -> tuple[CalibrationConfig, Path]:
-    """Read and validate a calibration config (errors name the file and key)."""
+    """Read and validate a calibration config. Errors name the file, line and key: the
+    schema's, and keys that must name something elsewhere (a parameter path missing from the
+    prior scenario or a prior outside its bounds, a metric with no England target in the
+    fitted years, an LA index fitted to a metric no LA publishes)."""
     path = Path(path)
-    try:
-        data = YAML(typ="safe").load(path.read_text())
-    except OSError as exc:
-        raise CaresimError(f"{path}: cannot read the calibration config: {exc}") from exc
-    except Exception as exc:  # ruamel's parser errors carry the line
-        raise CaresimError(f"{path}: invalid YAML: {exc}") from exc
-    try:
-        return CalibrationConfig.model_validate(data), path.resolve()
-    except pydantic.ValidationError as exc:
-        lines = [f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise CaresimError("\n".join(lines)) from exc
+    if not path.is_file():
+        raise CaresimError(f"{path}: calibration config not found")
+    cfg = load_document(path, CalibrationConfig, check=lambda c: _config_problems(c, path.resolve().parent))
+    return cfg, path.resolve()
+
+
+def _config_problems(cfg: CalibrationConfig, folder: Path):
+    """(key path, message) for each key of a valid config that names nothing in the prior
+    scenario or the targets (see `load_config`)."""
+    from caresim.analysis.targets import load_targets
+    from caresim.scenario.loader import load_scenario
+
+    for key in ("scenario", "targets"):
+        if not (folder / getattr(cfg, key)).is_file():
+            yield (key,), f"file not found: {folder / getattr(cfg, key)}"
+            return
+    prior = load_scenario(folder / cfg.scenario).resolved
+    for i, spec in enumerate(cfg.parameters):
+        try:
+            value = get_value(prior, spec.path)
+        except PathError as exc:
+            hint = f"; did you mean {exc.suggestion!r}?" if exc.suggestion else ""
+            yield ("parameters", i, "path"), f"not in the prior scenario ({cfg.scenario}): {exc.message}{hint}"
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            yield ("parameters", i, "path"), f"{spec.path} is {value!r} in the prior scenario, not a number"
+        elif not spec.bounds[0] <= value <= spec.bounds[1]:
+            yield ("parameters", i, "bounds"), (f"the prior scenario's value {value:g} is outside "
+                                                f"the bounds {list(spec.bounds)}")
+    targets = load_targets(folder / cfg.targets)
+    fitted = targets[targets.year.between(*cfg.train)]
+    england = set(fitted.metric[fitted.geography == "England"])
+    for i, metric in enumerate(cfg.metrics):
+        if metric not in england:
+            yield ("metrics", i), (f"no England target for {metric!r} in {cfg.train[0]}-{cfg.train[1]}"
+                                   f"{_allowed(metric, england)}")
+    if cfg.local is not None:
+        years = targets[targets.year.isin(cfg.local.years)]
+        la = set(years.metric[years.geography.str.fullmatch(r"E\d{8}")])  # LA codes
+        for index, metric in cfg.local.indices.items():
+            if metric not in la:
+                yield ("local", "indices", index), (
+                    f"no LA target for {metric!r} in the years {cfg.local.years}{_allowed(metric, la)}")
+
+
+def _allowed(name: str, names: set[str]) -> str:
+    """'; did you mean ...?' if some names are close, else the names allowed."""
+    close = difflib.get_close_matches(name, names, n=3)
+    if close:
+        return f"; did you mean {' or '.join(map(repr, close))}?"
+    return f"; allowed: {', '.join(sorted(names))}"
 
 
 def set_path(doc: dict, path: str, value: Any) -> None:

@@ -22,6 +22,7 @@ import json
 import os
 import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -161,21 +162,35 @@ def load_merged(path: str | os.PathLike[str]) -> dict:
 
 
 def load_document(path: str | os.PathLike[str], model: type[pydantic.BaseModel],
-                  file_keys: tuple[str, ...] = ()):
+                  file_keys: tuple[str, ...] = (),
+                  check: Callable[[Any], Iterable[tuple[KeyPath, str]]] | None = None):
     """Read and validate another kind of YAML document (e.g. a virtual trial) against
     `model`, with `extends:` and the same file:line:col errors as scenarios. Top-level
-    `file_keys` hold paths relative to the file that set them; they are made absolute."""
+    `file_keys` hold paths relative to the file that set them; they are made absolute.
+    `check(document)` finds what the schema cannot (a key that must name something in
+    another file): it yields (key path, message), reported at the key's line like the
+    schema's errors."""
     top = Path(path)
     data, origins, _chain = _load_chain(top, ())
     for key in file_keys:
         if isinstance(data.get(key), str) and (key,) in origins:
             data[key] = str(_absolute(origins[(key,)].file.parent / data[key]))
     try:
-        return model.model_validate(data)
+        document = model.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = _translate(exc, data, origins, top)
         problems.sort(key=lambda p: (p.line or 0, p.column or 0))
         raise ScenarioError.many(problems) from None
+    if check is not None:
+        problems = []
+        for keypath, message in check(document):
+            at = _nearest_origin(keypath, origins, top)
+            problems.append(ScenarioError(message, file=at.file, line=at.line, column=at.column,
+                                          key=_dotted(keypath, data)))
+        if problems:
+            problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+            raise ScenarioError.many(problems)
+    return document
 
 
 # --- reading one file -------------------------------------------------------------------
