@@ -61,6 +61,8 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
         assert (fitted / name).is_file(), name
     man = json.loads((fitted / "manifest.json").read_text())
     assert man["seed"] == 2 and "targets_sha256_16" in man and man["command"].startswith("caresim")
+    assert man["targets_vintage"].startswith("published figures to 2025-26 (stocks at 31 March 2026)")
+    assert man["targets_vintage"].endswith(f"; {len(targets)} rows")
     # the fitted file is a valid scenario extending the prior, with the fitted values
     from caresim.scenario.loader import load_scenario
 

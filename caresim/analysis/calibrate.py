@@ -557,6 +557,14 @@ def parameters_table(cfg: CalibrationConfig, fit: FitResult, prior: np.ndarray) 
     })
 
 
+def targets_vintage(path: Path) -> str:
+    """What a targets file holds, read from it: its last financial year and row count."""
+    years = pd.read_csv(path, usecols=["year"]).year
+    last = int(years.max())
+    return (f"published figures to {last - 1}-{last % 100:02d} (stocks at 31 March {last}), "
+            f"the latest release of each year; {len(years):,} rows")
+
+
 def manifest(cfg: CalibrationConfig, fit: FitResult, targets_path: Path, command: str,
              params: pd.DataFrame) -> dict:
     import caresim
@@ -570,7 +578,7 @@ def manifest(cfg: CalibrationConfig, fit: FitResult, targets_path: Path, command
                   "Gauss-Newton (Laplace) approximation",
         "targets": str(targets_path),
         "targets_sha256_16": targets_hash(targets_path),
-        "targets_vintage": "DfE releases to 2023-24 (stocks at 31 March 2024), latest vintage per year",
+        "targets_vintage": targets_vintage(targets_path),
         "seed": cfg.seed,
         "scale": cfg.scale,
         "replications": cfg.replications,
