@@ -333,6 +333,7 @@ def calibrate(
     jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="worker processes"),
     force: bool = typer.Option(False, "--force", help="replace a non-empty report folder"),
     no_write: bool = typer.Option(False, "--no-write", help="report only; leave calibration/fitted untouched"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="replace the config's seed (to see how much the fit moves with it)"),
 ) -> None:
     """Fit the uncertain parameters to published targets; write calibration/fitted and a fit report."""
     from caresim.analysis.calibration_pipeline import run_calibration
@@ -340,7 +341,7 @@ def calibrate(
     command = " ".join(["caresim"] + sys.argv[1:])
     try:
         folder, _fit = run_calibration(config, out_dir, force, jobs, progress=_say,
-                                       write_fitted=not no_write, command=command)
+                                       write_fitted=not no_write, command=command, seed=seed)
     except CaresimError as exc:
         _fail(exc)
         return
@@ -359,6 +360,7 @@ def backtest(
                                help="held: referrals and UASC arrivals stay at the training year's "
                                     "level (a forecast); published: as they turned out (conditional); "
                                     "both: one fit, a report for each in held/ and published/"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="replace the config's seed (to see how much the fit moves with it)"),
 ) -> None:
     """Fit on targets up to a year, project from that 31 March, compare with what was published."""
     from caresim.analysis.calibration_pipeline import run_backtest
@@ -366,7 +368,7 @@ def backtest(
     command = " ".join(["caresim"] + sys.argv[1:])
     try:
         folders = run_backtest(config, train_until, out_dir, force, jobs, progress=_say,
-                               command=command, inputs=inputs)
+                               command=command, inputs=inputs, seed=seed)
     except CaresimError as exc:
         _fail(exc)
         return

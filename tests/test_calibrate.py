@@ -180,6 +180,14 @@ def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs
                                  "--inputs", "future"])
     assert r.exit_code == 2 and "'held', 'published' or 'both'" in r.output
     assert not (tmp_path / "y").exists()
+    # --seed replaces the config's: other random streams, another fit, recorded
+    r = CliRunner().invoke(app, ["backtest", "--train-until", "2022", "--config",
+                                 str(tmp_path / "config.yaml"), "--out", str(tmp_path / "s"),
+                                 "--jobs", "1", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert m["seed"] == 3
+    assert not pd.read_csv(tmp_path / "s" / "fit.csv").simulated.equals(fit.simulated)
 
 
 def test_unpublished_uasc_arrivals_only_in_fitting_runs(tiny, la_inputs, history):
@@ -333,3 +341,23 @@ def test_config_schema_errors_name_line_and_what_is_allowed(tmp_path):
     r = CliRunner().invoke(app, ["calibrate", "--config", str(path), "--out", str(tmp_path / "o")])
     assert r.exit_code != 0 and f"{path}:{line + 1}" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_ranges_of_unidentified_parameters_span_their_bounds():
+    """A parameter no target moves (a zero column of J) gets the bounds' spread (sd
+    sqrt(1/12) in unit coordinates), not a zero width; a barely moved one no more than
+    that; an identified one the plain sandwich A^-1 J' N J A^-1 within 1%."""
+    from caresim.analysis.calibrate import sandwich_covariance
+
+    g = np.random.default_rng(1)
+    J = g.normal(size=(40, 3)) * [30.0, 1e-9, 20.0]
+    noise = np.diag(g.uniform(0.5, 2.0, size=40))
+    sd = np.sqrt(np.diag(sandwich_covariance(J, noise)))
+    assert sd[1] == pytest.approx(np.sqrt(1 / 12), rel=1e-6)
+    ident = J[:, [0, 2]]
+    a_inv = np.linalg.inv(ident.T @ ident)
+    plain = np.sqrt(np.diag(a_inv @ ident.T @ noise @ ident @ a_inv))
+    assert sd[[0, 2]] == pytest.approx(plain, rel=0.01)
+    J[:, 1] = g.normal(size=40) * 0.05  # weakly identified: narrower than the bounds' spread
+    sd_weak = np.sqrt(np.diag(sandwich_covariance(J, noise)))[1]
+    assert 0.1 < sd_weak < np.sqrt(1 / 12)

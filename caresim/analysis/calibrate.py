@@ -15,7 +15,9 @@ Method (documented for reviewers in docs/calibration.md):
    simulated)^damping, on the LA's targets (e.g. care starts) averaged over the chosen years,
    at a larger scale to keep LA sampling noise down. Then the national fit is refined.
 3. **Ranges**: a sandwich (Gauss-Newton) covariance at the optimum, in the unit-scaled
-   parameter space: A^-1 (J' S_mc J / R + s^2 J' T J) A^-1 with A = J'J, where S_mc is the
+   parameter space: A^-1 (J' S_mc J / R + s^2 J' T J + P) A^-1 with A = J'J + P, where
+   P = 12 I is each parameter's bounds as a weak prior (a uniform over them has variance
+   1/12), so a parameter the targets do not identify spans its bounds; S_mc is the
    covariance of the weighted residuals across extra replications with other seeds (the
    Monte Carlo noise frozen into the fit by common random numbers, correlations across
    targets included), R the replications per evaluation, T the published tolerances in
@@ -127,15 +129,18 @@ class CalibrationConfig(_Strict):
     fitted_dir: str = "fitted"
 
 
-def load_config(path: Path | str) -> tuple[CalibrationConfig, Path]:
-    """Read and validate a calibration config. Errors name the file, line and key: the
-    schema's, and keys that must name something elsewhere (a parameter path missing from the
-    prior scenario or a prior outside its bounds, a metric with no England target in the
-    fitted years, an LA index fitted to a metric no LA publishes)."""
+def load_config(path: Path | str, seed: int | None = None) -> tuple[CalibrationConfig, Path]:
+    """Read and validate a calibration config (with `seed`, if given, for its own). Errors
+    name the file, line and key: the schema's, and keys that must name something elsewhere
+    (a parameter path missing from the prior scenario or a prior outside its bounds, a metric
+    with no England target in the fitted years, an LA index fitted to a metric no LA
+    publishes)."""
     path = Path(path)
     if not path.is_file():
         raise CaresimError(f"{path}: calibration config not found")
     cfg = load_document(path, CalibrationConfig, check=lambda c: _config_problems(c, path.resolve().parent))
+    if seed is not None:
+        cfg = cfg.model_copy(update={"seed": seed})
     return cfg, path.resolve()
 
 
@@ -450,10 +455,24 @@ def _sandwich(problem: Problem, tr: Transform, x: np.ndarray, J: np.ndarray, s2:
     tol = rows["tolerance"].to_numpy(float)
     count = rows["kind"].isin(["stock", "flow"]).to_numpy()
     t_diag = np.where(count, tol / np.maximum(tol, cfg.floor), tol / np.maximum(tol, 1.0)) ** 2
-    a_inv = np.linalg.pinv(J.T @ J)
-    meat = J.T @ s_mc @ J / cfg.replications + s2 * (J.T * t_diag) @ J
     progress(f"Monte Carlo noise measured on {k} extra replications")
-    return a_inv @ meat @ a_inv
+    return sandwich_covariance(J, s_mc / cfg.replications + s2 * np.diag(t_diag))
+
+
+# A uniform distribution over a parameter's bounds has variance 1/12 in unit coordinates.
+BOUNDS_PRECISION = 12.0
+
+
+def sandwich_covariance(J: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """A^-1 (J' noise J + P) A^-1 with A = J'J + P, P = 12 I: the sandwich covariance of
+    unit-scaled parameters fitted by least squares, with each parameter's bounds as a weak
+    prior (a uniform over them, as a normal of the same variance). Where the targets
+    identify a parameter, J'J is orders of magnitude larger than 12 and the prior changes
+    nothing; where they do not (a zero or near-zero direction of J), the range is the
+    bounds' spread instead of the zero or arbitrary width a truncated pseudo-inverse gives."""
+    prior = BOUNDS_PRECISION * np.eye(J.shape[1])
+    a_inv = np.linalg.inv(J.T @ J + prior)
+    return a_inv @ (J.T @ noise @ J + prior) @ a_inv
 
 
 def final_fit_table(problem: Problem, theta: np.ndarray, executor: Executor | None,

@@ -82,9 +82,10 @@ def _write_report(folder: Path, fit: pd.DataFrame, params: pd.DataFrame | None,
 
 def run_calibration(config: Path, out: Path | None, force: bool, jobs: int,
                     progress: Callable[[str], None], write_fitted: bool = True,
-                    command: str = "caresim calibrate") -> tuple[Path, pd.DataFrame]:
-    """Fit, write calibration/<fitted_dir>/ and the report; returns (report folder, fit)."""
-    cfg, cfg_path = load_config(config)
+                    command: str = "caresim calibrate", seed: int | None = None) -> tuple[Path, pd.DataFrame]:
+    """Fit, write calibration/<fitted_dir>/ and the report; returns (report folder, fit).
+    `seed` replaces the config's."""
+    cfg, cfg_path = load_config(config, seed)
     problem = build_problem(cfg, cfg_path)
     prior = np.array([float(get_path(problem.base, s.path)) for s in cfg.parameters])
     with OutputFolder(out, "calibration", force=force) as folder, _executor(jobs) as ex:
@@ -157,7 +158,7 @@ INPUTS = {"held": "none: referrals and UASC held at the training year's level",
 
 def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, jobs: int,
                  progress: Callable[[str], None], command: str,
-                 inputs: str = "held") -> list[Path]:
+                 inputs: str = "held", seed: int | None = None) -> list[Path]:
     """Fit on targets up to `train_until`, project from 31 March `train_until`, compare.
 
     `inputs`: `held` (a true forecast: referrals and UASC arrivals stay at the training
@@ -169,7 +170,7 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
     kinds = list(INPUTS) if inputs == "both" else [inputs]
     if not set(kinds) <= set(INPUTS):
         raise CaresimError(f"--inputs must be 'held', 'published' or 'both', got {inputs!r}")
-    cfg, cfg_path = load_config(config)
+    cfg, cfg_path = load_config(config, seed)
     if not cfg.train[0] <= train_until < cfg.train[1]:
         raise CaresimError(f"--train-until must be within {cfg.train[0]}..{cfg.train[1] - 1}, "
                            f"got {train_until}")
