@@ -136,8 +136,6 @@ def load_config(path: Path | str, seed: int | None = None) -> tuple[CalibrationC
     with no England target in the fitted years, an LA index fitted to a metric no LA
     publishes)."""
     path = Path(path)
-    if not path.is_file():
-        raise CaresimError(f"{path}: calibration config not found")
     cfg = load_document(path, CalibrationConfig, check=lambda c: _config_problems(c, path.resolve().parent))
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
