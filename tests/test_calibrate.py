@@ -59,6 +59,7 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
     fitted = tmp_path / "fitted"
     for name in ("parameters.yaml", "parameter_samples.csv", "la_multipliers.csv", "manifest.json"):
         assert (fitted / name).is_file(), name
+    assert (fitted / "fit_summary.md").read_bytes() == (out / "fit_summary.md").read_bytes()
     man = json.loads((fitted / "manifest.json").read_text())
     assert man["seed"] == 2 and "targets_sha256_16" in man and man["command"].startswith("caresim")
     assert man["targets_vintage"].startswith("published figures to 2025-26 (stocks at 31 March 2026)")

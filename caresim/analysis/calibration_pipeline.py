@@ -98,13 +98,14 @@ def run_calibration(config: Path, out: Path | None, force: bool, jobs: int,
                       "Calibration fit", cfg.train, man)
         write_csv(params, folder.path / "parameters.csv")
         if write_fitted:
-            _write_fitted(cfg, cfg_path, fit, man, command, params)
+            _write_fitted(cfg, cfg_path, fit, man, command, params, folder.path / "fit_summary.md")
     return folder.final, table
 
 
 def _write_fitted(cfg: CalibrationConfig, cfg_path: Path, fit: FitResult, man: dict,
-                  command: str, params: pd.DataFrame) -> Path:
-    """calibration/<fitted_dir>/: written whole into a staging folder, then swapped in."""
+                  command: str, params: pd.DataFrame, summary: Path) -> Path:
+    """calibration/<fitted_dir>/: written whole into a staging folder, then swapped in
+    (with the report's one-page `summary`)."""
     target = cfg_path.parent / cfg.fitted_dir
     staging = target.with_name(f".{target.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -122,6 +123,7 @@ def _write_fitted(cfg: CalibrationConfig, cfg_path: Path, fit: FitResult, man: d
         las = pd.DataFrame({"geography": []})
         write_csv(las, staging / "la_multipliers.csv")
     write_manifest(staging, man)
+    shutil.copyfile(summary, staging / "fit_summary.md")
     try:  # the baseline extends this file: never swap in one that does not load
         load_scenario(staging / "parameters.yaml")
     except CaresimError as exc:
