@@ -466,8 +466,9 @@ def sandwich_covariance(J: np.ndarray, noise: np.ndarray) -> np.ndarray:
     unit-scaled parameters fitted by least squares, with each parameter's bounds as a weak
     prior (a uniform over them, as a normal of the same variance). Where the targets
     identify a parameter, J'J is orders of magnitude larger than 12 and the prior changes
-    little (docs/calibration.md gives the measured change); where they do not (a zero or near-zero direction of J), the range is the
-    bounds' spread instead of the zero or arbitrary width a truncated pseudo-inverse gives."""
+    little (docs/calibration.md gives the measured change); where they do not (a zero or
+    near-zero direction of J), the range is the bounds' spread instead of the zero or
+    arbitrary width a truncated pseudo-inverse gives."""
     prior = BOUNDS_PRECISION * np.eye(J.shape[1])
     a_inv = np.linalg.inv(J.T @ J + prior)
     return a_inv @ (J.T @ noise @ J + prior) @ a_inv
