@@ -36,7 +36,7 @@ def test_set_path_rejects_unknown_keys():
         set_path({"a": {"b": 1}}, "a.nope", 2.0)
 
 
-def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser):
+def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser, monkeypatch):
     factors = {"E06000001": 1.5, "E09000002": 0.6}
     targets, _, _ = synthetic_targets(tiny, la_inputs, history, seed=5, la_cpp_factors=factors)
     targets.to_csv(tmp_path / "targets.csv", index=False)
@@ -49,7 +49,8 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
                      "iterations": 2}}
     (tmp_path / "config.yaml").write_text(json.dumps(cfg))
     out = tmp_path / "report"
-    r = CliRunner().invoke(app, ["calibrate", "--config", str(tmp_path / "config.yaml"),
+    monkeypatch.chdir(tmp_path)  # the manifest names the targets as the command would
+    r = CliRunner().invoke(app, ["calibrate", "--config", "config.yaml",
                                  "--out", str(out), "--jobs", "1"])
     assert r.exit_code == 0, r.output
     fit = pd.read_csv(out / "fit.csv")
@@ -62,6 +63,7 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser)
     assert (fitted / "fit_summary.md").read_bytes() == (out / "fit_summary.md").read_bytes()
     man = json.loads((fitted / "manifest.json").read_text())
     assert man["seed"] == 2 and "targets_sha256_16" in man and man["command"].startswith("caresim")
+    assert man["targets"] == "targets.csv"
     assert man["targets_vintage"].startswith("published figures to 2025-26 (stocks at 31 March 2026)")
     assert man["targets_vintage"].endswith(f"; {len(targets)} rows")
     # the fitted file is a valid scenario extending the prior, with the fitted values

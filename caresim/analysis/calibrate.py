@@ -583,6 +583,15 @@ def targets_vintage(path: Path) -> str:
             f"the latest release of each year; {len(years):,} rows")
 
 
+def _as_given(path: Path) -> str:
+    """`path` relative to the working directory when it is inside it (as the recorded
+    command's own paths are), so a committed manifest names no one's machine."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
 def manifest(cfg: CalibrationConfig, fit: FitResult, targets_path: Path, command: str,
              params: pd.DataFrame) -> dict:
     import caresim
@@ -594,7 +603,7 @@ def manifest(cfg: CalibrationConfig, fit: FitResult, targets_path: Path, command
         "method": "bounded least squares (TRF) on the simulation with common random numbers; "
                   "LA multipliers by damped fixed-point iteration; 95% intervals from the "
                   "Gauss-Newton (Laplace) approximation",
-        "targets": str(targets_path),
+        "targets": _as_given(targets_path),
         "targets_sha256_16": targets_hash(targets_path),
         "targets_vintage": targets_vintage(targets_path),
         "seed": cfg.seed,
