@@ -52,11 +52,11 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from ruamel.yaml import YAML
 from scipy.optimize import least_squares
 
-from caresim.analysis.targets import fit_table, mean_values, simulated_values
+from caresim.analysis.targets import fit_table, is_la, load_targets, mean_values, simulated_values
 from caresim.errors import CaresimError
 from caresim.results.summary import add_geographies, add_ratios
 from caresim.runner.replications import run_one
-from caresim.scenario.loader import load_document
+from caresim.scenario.loader import load_document, load_scenario
 from caresim.scenario.model import LaIndex, Scenario
 from caresim.scenario.uncertain import PathError, get_value, set_value
 
@@ -145,9 +145,6 @@ def load_config(path: Path | str, seed: int | None = None) -> tuple[CalibrationC
 def _config_problems(cfg: CalibrationConfig, folder: Path):
     """(key path, message) for each key of a valid config that names nothing in the prior
     scenario or the targets (see `load_config`)."""
-    from caresim.analysis.targets import load_targets
-    from caresim.scenario.loader import load_scenario
-
     for key in ("scenario", "targets"):
         if not (folder / getattr(cfg, key)).is_file():
             yield (key,), f"file not found: {folder / getattr(cfg, key)}"
@@ -174,7 +171,7 @@ def _config_problems(cfg: CalibrationConfig, folder: Path):
                                    f"{_allowed(metric, england)}")
     if cfg.local is not None:
         years = targets[targets.year.isin(cfg.local.years)]
-        la = set(years.metric[years.geography.str.fullmatch(r"E\d{8}")])  # LA codes
+        la = set(years.metric[is_la(years.geography)])
         for index, metric in cfg.local.indices.items():
             if metric not in la:
                 yield ("local", "indices", index), (

@@ -80,6 +80,12 @@ def period_position(period: str) -> float:
     return round(mid, 4)
 
 
+def is_la(geography: pd.Series) -> pd.Series:
+    """Which geographies are local authorities: LAs go by their nine-character codes
+    (E06..., E08..., E09..., E10...), regions and England by name."""
+    return geography.str.fullmatch(r"E\d{8}")
+
+
 def load_targets(path: Path | str) -> pd.DataFrame:
     """Read targets.csv; qualifier and period blanks become ''."""
     try:

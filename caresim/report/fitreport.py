@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from caresim.analysis.targets import period_position  # noqa: E402
+from caresim.analysis.targets import is_la, period_position  # noqa: E402
 from caresim.report.numbers import as_published, number  # noqa: E402
 
 CHECK_LIMIT = {"stock": 0.05, "flow": 0.07, "share": 3.0, "duration": 4.0}
@@ -55,7 +55,7 @@ def fit_checks(fit: pd.DataFrame, check_years: tuple[int, int], la_year: int) ->
 def la_statistics(fit: pd.DataFrame, year: int) -> pd.DataFrame:
     """Correlation and median |relative error| across LAs, per LA metric, in `year`."""
     rows = []
-    las = fit[fit.geography.str.match(r"^E\d{8}$") & (fit.year == year)]
+    las = fit[is_la(fit.geography) & (fit.year == year)]
     for m in LA_METRICS:
         d = las[(las.metric == m) & las.simulated.notna() & (las.published > 0)]
         if len(d) < 3:
@@ -108,7 +108,7 @@ def national_charts(fit: pd.DataFrame, out_dir: Path, train: tuple[int, int] | N
 
 def la_charts(fit: pd.DataFrame, out_dir: Path, year: int) -> list[Path]:
     """Small multiples of LAs: published against simulated, one panel per LA metric."""
-    las = fit[fit.geography.str.match(r"^E\d{8}$") & (fit.year == year)]
+    las = fit[is_la(fit.geography) & (fit.year == year)]
     mets = [m for m in LA_METRICS if las[las.metric == m].simulated.notna().any()]
     if not mets:
         return []
