@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
-from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX
+from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
 from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS
 
 if TYPE_CHECKING:
@@ -156,7 +157,8 @@ class _Builder:
         for rid in np.unique(rids):
             sel = rids == rid
             r = sim.pathway.rules[rid]
-            d = r.duration[k.la[idx[sel]]]
+            # the age band now stands for the band the stay started in
+            d = r.time_scale(k.la[idx[sel]], age_band(-k.birth[idx[sel]] / DAYS_PER_YEAR))
             out[sel] = r.sojourn.sample_elapsed(u[sel], cap[sel] / d) * d
         return out
 
@@ -286,10 +288,27 @@ def uasc_stock_ages(u: np.ndarray, arrival: dict[str, float]) -> np.ndarray:
     return np.minimum(np.interp(u, cdf, a), 18.0 - 1e-6)
 
 
-def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
-    """Ages of looked-after children from each LA's published age bands."""
-    from caresim.engine.simulation import sample_bands
+def stock_band_ages(u: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Ages (years) of a stock from its shares by age band (AGE_BANDS order), from uniforms
+    `u`: the inverse of a monotone (PCHIP) interpolation of the cumulative distribution at
+    the band edges. It keeps each band's share exactly but lets the density change within a
+    band, as a stock's does: children accumulate in care with age, so of the looked-after
+    children aged 10 to 15 more are 15 than 10. Uniform ages within the band put too few
+    15-year-olds in the starting stock, and the model's 18th-birthday leavers fell by a
+    fifth in its third year (docs/model.md, "Starting ages")."""
+    edges = np.array(list(AGE_BAND_EDGES) + [18.0])
+    cdf = np.concatenate([[0.0], np.cumsum(shares / shares.sum())])
+    grid = np.linspace(0.0, 18.0, 18 * 48 + 1)  # about a week
+    at = np.maximum.accumulate(np.clip(PchipInterpolator(edges, cdf)(grid), 0.0, 1.0))
+    # a band with no children is a flat stretch of `at`: no uniform lands in it
+    pos = np.clip(np.searchsorted(at, u, side="right"), 1, grid.size - 1)
+    lo, hi = at[pos - 1], at[pos]
+    frac = np.where(hi > lo, (u - lo) / np.maximum(hi - lo, 1e-15), 0.0)
+    return np.minimum(grid[pos - 1] + frac * (grid[pos] - grid[pos - 1]), 18.0 - 1e-6)
 
+
+def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Ages of looked-after children from each LA's published age bands (`stock_band_ages`)."""
     las = sim.las
     shares = np.stack([las.column(c) for c in AGE_COLS], axis=1)
     # the published bands count UASC too, who are created separately with their own ages
@@ -301,7 +320,7 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
     for i, c in enumerate(counts):
         if c:
             row = shares[i] if shares[i].sum() > 0 else np.array([4, 13, 18, 38, 27.0])
-            ages.append(sample_bands(g.random(int(c)), dict(zip(AGE_BANDS, row / row.sum()))))
+            ages.append(stock_band_ages(g.random(int(c)), row))
     return np.concatenate(ages) if ages else np.empty(0)
 
 
@@ -413,7 +432,7 @@ def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
     first = np.array([grp[0] for grp in groups])
     u_el = b.g.random(first.size)
     u_rem = b.g.random(first.size)
-    d = r.duration[k.la[first]]
+    d = r.time_scale(k.la[first], age_band(-k.birth[first] / DAYS_PER_YEAR))
     cap = -k.birth[first] / d
     el = r.sojourn.sample_elapsed(u_el, cap)
     rem = r.sojourn.sample_residual(u_rem, el) * d

@@ -55,11 +55,18 @@ class CompiledRule:
     names: list[str]  # "from->to" per exit
     hazard: np.ndarray = field(default=None)  # (n_la, n_exits) hazard multipliers
     duration: np.ndarray = field(default=None)  # (n_la,) sojourn time multipliers
+    age_duration: np.ndarray = field(default=None)  # (n_age_bands,) sojourn multipliers by age at entry
     trends: list = field(default_factory=list)  # (exit index, scenario Trend) pairs
 
     @property
     def n_exits(self) -> int:
         return len(self.labels)
+
+    def time_scale(self, la: np.ndarray, band: np.ndarray) -> np.ndarray:
+        """Multiplier of the sojourn's time for children of LAs `la` in age bands `band`
+        (at the stay's start): the LA's (`duration`) times the age band's (the sojourn's
+        `age_multiplier`)."""
+        return self.duration[la] * self.age_duration[band]
 
     def exit_probabilities(self, band: np.ndarray, history: np.ndarray,
                            year: np.ndarray | None = None) -> np.ndarray:
@@ -117,10 +124,10 @@ class CompiledRule:
             t = self.sojourn.sample(u_time, safe_k)
         else:
             # elapsed is in stretched (LA duration) time; the distribution in base time
-            d = self.duration[la]
+            d = self.time_scale(la, band)
             t = self.sojourn.sample_residual(u_time, elapsed / d, safe_k) * d
             return exit_idx, np.where(k > 0, t, np.inf)
-        t = t * self.duration[la]
+        t = t * self.time_scale(la, band)
         return exit_idx, np.where(k > 0, t, np.inf)
 
 
@@ -148,7 +155,7 @@ class CompiledRule:
         q = self.exit_probabilities(band, history, year)
         qh = (q * self.hazard[la])[:, None, :] * mults  # (n, m, E)
         k = qh.sum(axis=2)  # (n, m)
-        d = self.duration[la][:, None]
+        d = self.time_scale(la, band)[:, None]
         b = breaks / d
         with np.errstate(divide="ignore"):
             hb = -np.log(self.sojourn.survival(b))
@@ -229,6 +236,7 @@ class Pathway:
             names=[f"{state_name}->{e.to}" for e in exits],
             hazard=np.ones((n_la, len(exits))),
             duration=np.ones(n_la),
+            age_duration=np.array([rule.sojourn.age_multiplier.get(b, 1.0) for b in AGE_BANDS]),
         )
         self.rules.append(compiled)
         self._index[(compiled.state, variant)] = compiled

@@ -110,7 +110,8 @@ class ColumnSpec:
       * ``sum``: the sum of ``fields`` of ``source`` (NaN if any is missing); ``fallback`` lists
         (source, field) alternatives tried, in order, when the primary value is missing;
       * ``remainder``: ``total`` minus the sum of ``fields`` (the named categories); when that is
-        missing, the sum of the group's remaining categories;
+        missing, the sum of the group's remaining categories (less any named field of another
+        group of the same table, e.g. an age band taken out of a table's reasons);
       * ``share``: the sum of ``fields`` of ``source`` divided by its field ``total``, capped at 1
         (NaN if any is missing or ``total`` is 0); not imputed by :class:`Imputer`: a missing LA
         value is filled by :func:`share_column` (the LA's previous year if its return is unavailable,
@@ -165,14 +166,12 @@ CEASED_RETURNED_HOME = cat(
 CEASED_SGO = cat("Reason episode ceased", "Special guardianship order")
 CEASED_CAO = cat("Reason episode ceased", "Residence order or child arrangement order granted")
 CEASED_ADOPTED = cat("Reason episode ceased", "Adopted")
-CEASED_AGE18 = cat(
-    "Reason episode ceased",
-    "Aged 18 (or over) and remained with current carers",
-    "Moved into independent living (with supportive accommodation)",
-    "Moved into independent living (with no formalised support)",
-    "Transferred to residential care funded by adult social services",
-    "Age assessment determined child aged 18 or over",
-)
+# Leaving care at 18 is counted by age, not by DfE's reasons: the model's `left_care` is the
+# 18th birthday. The reasons that go with it (stayed with carers, independent living, adult
+# care, age assessment) also count 16- and 17-year-olds moving to independent living, and a
+# quarter to an eighth of the leavers aged 18 or over (2021 to 2024) are recorded under other
+# reasons; docs/calibration.md, "Leaving care at 18".
+CEASED_AGE18 = cat("Age on ceasing", "18 years and over")
 CEASED_NAMED = CEASED_RETURNED_HOME + CEASED_SGO + CEASED_CAO + CEASED_ADOPTED + CEASED_AGE18
 
 
@@ -330,14 +329,21 @@ def column_specs() -> list[ColumnSpec]:
                    CEASED, CEASED_CAO, denominator="cla_ceased"),
         ColumnSpec("ceased_adopted", "children", "Ceased care: adopted",
                    CEASED, CEASED_ADOPTED, denominator="cla_ceased"),
-        ColumnSpec("ceased_age18", "children",
-                   "Ceased care at or around 18 (stayed with carers, independent living, adult care, "
-                   "age assessment)", CEASED, CEASED_AGE18, denominator="cla_ceased"),
-        ColumnSpec("ceased_other", "children", "Ceased care for any other reason (total minus the groups above)",
+        ColumnSpec("ceased_age18", "children", "Ceased care aged 18 or over (any reason)",
+                   CEASED, CEASED_AGE18, denominator="cla_ceased",
+                   note="By age on ceasing, not by reason: DfE's reasons for leaving at 18 (stayed with "
+                        "carers, independent living, adult care, age assessment) also count 16- and "
+                        "17-year-olds, and miss a quarter to an eighth of those aged 18 or over "
+                        "(2021-2024), recorded under other reasons."),
+        ColumnSpec("ceased_other", "children",
+                   "Ceased care under 18 for any other reason (total minus the groups above)",
                    CEASED, CEASED_NAMED, kind="remainder", total="Reason episode ceased / Total",
                    denominator="cla_ceased",
-                   note="Remand ended, custody, care taken by another LA, moved abroad, died, left to live "
-                        "with parents/relatives without parental responsibility, any other reason."),
+                   note="Leavers under 18 who did not return home, leave by SGO, CAO or adoption: moved into "
+                        "independent living at 16 or 17, remand ended, custody, care taken by another LA, "
+                        "moved abroad, died, left to live with relatives without parental responsibility, "
+                        "any other reason. Assumes no leaver aged 18 or over is recorded as returned home or "
+                        "under an order (SGO, CAO, adoption orders end at 18)."),
         ColumnSpec("ceased_uasc", "children", "Children ceasing care who were UASC",
                    CEASED, cat("Unaccompanied asylum-seeking children", "Unaccompanied asylum-seeking children"),
                    denominator="cla_ceased"),
@@ -643,6 +649,13 @@ def remainder_keys(spec: ColumnSpec, available: pd.Index) -> list[str]:
     return [k for k in available if k.startswith(prefix) and k not in excluded]
 
 
+def cross_group_keys(spec: ColumnSpec) -> list[str]:
+    """Keys of a remainder's named fields that are not of its total's group (subtracted from
+    the sum of the group's remaining categories when the total is missing)."""
+    group = spec.total.split(" / ")[0] + " / "
+    return [_key(spec.source, f) for f in spec.fields if not f.startswith(group)]
+
+
 def breakdown_groups(columns: pd.Index) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Map each category field of a DfE breakdown to (its total field, all categories of the group).
 
@@ -763,10 +776,12 @@ def evaluate(spec: ColumnSpec, fields: pd.DataFrame, out: pd.DataFrame, flags: p
         return capped_share(component_shares(spec, fields)), no_flags  # imputed by share_column
 
     keys = [_key(spec.source, f) for f in spec.fields]
+    cross: list[str] = []
     if spec.kind == "remainder":
         rest = remainder_keys(spec, fields.columns)
+        cross = cross_group_keys(spec)
         values = fields[_key(spec.source, spec.total)] - _sum_fields(fields, keys)
-        values = values.fillna(_sum_fields(fields, rest))
+        values = values.fillna(_sum_fields(fields, rest) - (_sum_fields(fields, cross) if cross else 0.0))
         parts = rest
     else:
         values = _sum_fields(fields, keys)
@@ -778,6 +793,8 @@ def evaluate(spec: ColumnSpec, fields: pd.DataFrame, out: pd.DataFrame, flags: p
         return values, no_flags
     need = pd.Series(fields.index.get_level_values("level") == "la", index=fields.index) & values.isna()
     estimate = sum(imputer.filled(k, spec.denominator, out) for k in parts)
+    if cross:
+        estimate = (estimate - sum(imputer.filled(k, spec.denominator, out) for k in cross)).clip(lower=0.0)
     flagged = need & estimate.notna()
     return values.where(~flagged, estimate), flagged
 
@@ -1109,10 +1126,10 @@ DFE_METRICS = {
     "care_ceased.special_guardianship": ("ceased_sgo", "children", "special guardianship order"),
     "care_ceased.child_arrangements": ("ceased_cao", "children", "residence order or child arrangement order"),
     "care_ceased.adopted": ("ceased_adopted", "children", "adopted"),
-    "care_ceased.left_care": ("ceased_age18", "children",
-                              "aged 18 and stayed with carers + moved into independent living (both) + adult "
-                              "residential care + age assessment found 18 or over"),
-    "care_ceased.other": ("ceased_other", "children", "all other reasons (total minus the groups above)"),
+    "care_ceased.left_care": ("ceased_age18", "children", "Age on ceasing: 18 years and over (any reason)"),
+    "care_ceased.other": ("ceased_other", "children",
+                          "leavers under 18 for any other reason (total minus the four reasons above and "
+                          "those aged 18 or over)"),
     "adoptions": ("ceased_adopted", "children", "Reason episode ceased: Adopted"),
 }
 
@@ -1456,8 +1473,11 @@ def source_text(spec: ColumnSpec) -> str:
                 f"`{FACTORS_CATEGORY}`, the file's only one)")
     if spec.kind == "remainder":
         group, total = spec.total.split(" / ")
-        named = _field_list(spec.fields, "; ").split(": ", 1)[1]
-        return f"dfe/{spec.source} ({group}: {total} minus [{named}])"
+        own = tuple(f for f in spec.fields if f.startswith(f"{group} / "))
+        named = _field_list(own, "; ").split(": ", 1)[1]
+        other = [f for f in spec.fields if f not in own]
+        more = f" and [{'; '.join(other)}]" if other else ""
+        return f"dfe/{spec.source} ({group}: {total} minus [{named}]{more})"
     text = f"dfe/{spec.source} ({_field_list(spec.fields, ' + ')})"
     for source, field in spec.fallback:
         text += f"; if missing, dfe/{source} ({field})"

@@ -142,6 +142,10 @@ class Sojourn(Provenance):
     - gamma: `mean`, `shape`
     - lognormal: `mean`, `sigma` (of the log)
     - piecewise: `bands` (empirical: probabilities of ending in each band; uniform inside)
+
+    `age_multiplier` stretches the stay of a child in an age band when it starts (2.0:
+    twice as long, the exits unchanged), e.g. 16- and 17-year-olds accommodated under
+    section 20 staying until 18.
     """
 
     dist: Literal["exponential", "weibull", "gamma", "lognormal", "piecewise"]
@@ -149,6 +153,8 @@ class Sojourn(Provenance):
     shape: PositiveFloat | None = None
     sigma: PositiveFloat | None = None
     bands: list[Band] | None = None
+    age_multiplier: dict[AgeBand, PositiveFloat] = Field(
+        default_factory=dict, description="duration multiplier by age band at the stay's start")
 
     @model_validator(mode="after")
     def _fields_for_dist(self) -> "Sojourn":
