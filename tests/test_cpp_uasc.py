@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caresim.engine.initial import _elapsed_in_band, uasc_stock_ages, uasc_stock_shares
+from caresim.engine.initial import _elapsed_in_band, stock_band_ages, uasc_stock_ages, uasc_stock_shares
 from caresim.pathway.sojourn import SojournDist
 from caresim.population import cpp_lengths as cl
 from caresim.scenario.loader import load_scenario
@@ -85,6 +85,23 @@ def test_uasc_stock_ages_follow_arrivals_at_equilibrium():
     assert shares.sum() == pytest.approx(1.0)
     assert shares[:3] == pytest.approx(0.0)
     assert shares[3] == pytest.approx(0.45 / 1.6, abs=1e-3)
+
+
+def test_stock_band_ages_keep_band_shares_and_rise_within_a_band():
+    """Starting ages of children in care: each band's share kept (to sampling error), the
+    density rising within 10-15 towards the denser 16-17 (more 15- than 10-year-olds, as a
+    stock that accumulates with age has), and an empty band left empty."""
+    n = 400_000
+    u = np.random.default_rng(3).random(n)
+    shares = np.array([0.05, 0.14, 0.18, 0.39, 0.24])  # England's CLA by age band, 2021
+    ages = stock_band_ages(u, shares)
+    got = np.histogram(ages, [0, 1, 5, 10, 16, 18])[0] / n
+    assert got == pytest.approx(shares, abs=4 * np.sqrt(0.25 / n))
+    by_year = np.bincount(ages.astype(int), minlength=18) / n
+    assert by_year[15] > 1.2 * by_year[10]  # uniform within the band: equal
+    assert by_year[10:16].sum() == pytest.approx(0.39, abs=4 * np.sqrt(0.25 / n))
+    ages = stock_band_ages(u, np.array([0.0, 0.0, 0.2, 0.5, 0.3]))
+    assert ages.min() >= 5 and ages.max() < 18
 
 
 def test_starting_stock_prior_cpp(tiny, la_inputs):

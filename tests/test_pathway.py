@@ -66,6 +66,33 @@ def test_age_multiplier_shifts_destinations(tiny):
     assert teen == pytest.approx(3 * q / (1 + 2 * q))
 
 
+def test_sojourn_age_multiplier_stretches_stays_of_that_band_only(tiny):
+    """A sojourn's age_multiplier scales the stay of a child whose band it names, for new
+    stays and for stays in progress (the residual of a stretched stay is stretched), and
+    leaves the exits and other bands alone."""
+    from caresim.scenario.model import Scenario
+
+    data = tiny.scenario.model_dump()
+    data["pathway"]["child_in_need"]["sojourn"]["age_multiplier"] = {"16-17": 2.5}
+    r = Pathway(Scenario.model_validate(data), n_la=1).rule(STATE_INDEX["child_in_need"])
+    base = Pathway(tiny.scenario, n_la=1).rule(STATE_INDEX["child_in_need"])
+    e4, t4 = _draw(r, band=4)
+    e3, t3 = _draw(r, band=3)
+    b4, s4 = _draw(base, band=4)
+    assert np.array_equal(e4, b4)  # the same uniforms: the same exits
+    assert np.allclose(t4, 2.5 * s4)  # and every stay 2.5 times as long
+    b3, s3 = _draw(base, band=3)
+    assert np.array_equal(t3, s3)
+    # a stay in progress: P(T > elapsed + x | T > elapsed) of the stretched distribution
+    g = np.random.default_rng(1)
+    elapsed = np.full(N, 2.5 * float(base.sojourn.quantile(0.5)))
+    _, rem = r.draw(g.random(N), g.random(N), np.zeros(N, int), np.full(N, 4), np.zeros((N, 4), bool),
+                    elapsed=elapsed)
+    x = 2.5 * float(base.sojourn.quantile(0.75)) - elapsed[0]
+    expected = 0.25 / 0.5
+    assert abs(np.mean(rem > x) - expected) < 4 * np.sqrt(expected * (1 - expected) / N)
+
+
 def test_age_bands():
     assert list(age_band(np.array([0.5, 1.0, 4.99, 5.0, 12, 16.0, 17.9]))) == [0, 1, 1, 2, 3, 4, 4]
 

@@ -301,3 +301,36 @@ def test_headline_care_orders_include_interim_orders(targets: pd.DataFrame) -> N
     assert simulated_values(r107, means).iloc[0] == pytest.approx(77.0)
     # a missing part gives no simulated value rather than a partial sum
     assert np.isnan(simulated_values(r107, means.drop(("looked_after.interim_care_order", 2020, "England"))).iloc[0])
+
+
+@needs_shared
+@pytest.mark.parametrize("year", [2021, 2024])
+def test_leaving_at_18_is_by_age_and_other_is_the_under_18_rest(targets: pd.DataFrame, year: int) -> None:
+    """care_ceased.left_care is DfE's count of leavers aged 18 or over (the model's 18th
+    birthday), not the reasons that go with leaving at 18; care_ceased.other is every
+    leaver not returned home, under an order or adopted, nor aged 18 or over. England and
+    one LA, against the raw DfE table."""
+    raw = pd.read_csv(SHARED / "dfe" / bi.CEASED, dtype=str, keep_default_na=False)
+    raw = raw[raw["time_period"] == str(year)]
+
+    def published(level: str, code: str, group: str, *characteristics: str) -> float:
+        rows = raw[(raw["geographic_level"] == level) & (raw["cla_group"] == group)
+                   & raw["characteristic"].isin(characteristics)]
+        if code:
+            rows = rows[rows["new_la_code"] == code]
+        assert len(rows) == len(characteristics)
+        return float(pd.to_numeric(rows["number"]).sum())
+
+    reasons = [f.split(" / ", 1)[1] for f in bi.CEASED_RETURNED_HOME + bi.CEASED_SGO + bi.CEASED_CAO
+               + bi.CEASED_ADOPTED]
+    for level, code, geography in (("National", "", "England"), ("Local authority", "E08000025", "E08000025")):
+        aged18 = published(level, code, "Age on ceasing", "18 years and over")
+        total = published(level, code, "Reason episode ceased", "Total")
+        rest = total - published(level, code, "Reason episode ceased", *reasons) - aged18
+        t = targets[(targets["year"] == year) & (targets["geography"] == geography)].set_index("metric")
+        assert t.at["care_ceased.left_care/care_ceased", "published"] == pytest.approx(100 * aged18 / total, abs=1e-4)
+        assert t.at["care_ceased.other/care_ceased", "published"] == pytest.approx(100 * rest / total, abs=1e-4)
+        if geography == "England":
+            assert t.at["care_ceased.left_care", "published"] == aged18
+            assert t.at["care_ceased.other", "published"] == rest
+    assert 0 < rest < aged18

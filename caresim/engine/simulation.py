@@ -46,6 +46,7 @@ from caresim.engine.initial import initial_population
 from caresim.interventions import CompiledIntervention, compile_interventions
 from caresim.population.local import LocalAuthorities
 from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, LEGAL_STATUSES, PLACEMENTS, Scenario
+from caresim.results.metrics import START_AGE_BANDS
 
 S = STATE_INDEX
 PLC = {p: i for i, p in enumerate(PLACEMENTS)}
@@ -625,6 +626,10 @@ class Simulation:
         k.cep[idx] += 1
         k.t_cost[idx] = t
         band = age_band((t - k.birth[idx]) / DAYS_PER_YEAR)
+        for b, name in enumerate(START_AGE_BANDS):
+            at = band == b
+            if at.any():
+                self.rec.flow(f"care_starts.age_{name}", t[at], k.la[idx][at])
         u = self._u("placement", idx, k.cep[idx])
         pref = np.minimum((u[:, None] > self.mix_cum[band]).sum(axis=1), len(PLACEMENTS) - 1)
         k.pref[idx] = pref

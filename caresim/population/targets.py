@@ -40,6 +40,8 @@ LEGAL = {"s20": "cla_at31_s20", "interim_care_order": "cla_at31_ico", "care_orde
 PLACEMENTS = {"foster": "cla_at31_foster", "residential": "cla_at31_residential",
               "supported": "cla_at31_supported_or_other", "placed_with_parents": "cla_at31_with_parents",
               "placed_for_adoption": "cla_at31_for_adoption"}
+# care starts by age on starting: target metric band (START_AGE_BANDS) -> la_inputs band
+START_AGES = {"under_1": "u1", "1_4": "1_4", "5_9": "5_9", "10_15": "10_15", "16_17": "16p"}
 REASONS = {"returned_home": "ceased_returned_home", "special_guardianship": "ceased_sgo",
            "child_arrangements": "ceased_cao", "adopted": "ceased_adopted", "left_care": "ceased_age18",
            "other": "ceased_other"}
@@ -57,6 +59,7 @@ COUNTS: dict[str, tuple[str, str, str | None]] = {
     "child_in_need": ("stock", "children", "cin_at31"),
     "care_starts": ("flow", "children", "cla_starts"),
     "care_starts.uasc": ("flow", "children", "cla_starts_uasc"),
+    **{f"care_starts.age_{a}": ("flow", "children", f"cla_starts_age_{b}") for a, b in START_AGES.items()},
     "care_ceased": ("flow", "children", "cla_ceased"),
     **{f"care_ceased.{r}": ("flow", "children", c) for r, c in REASONS.items()},
     "adoptions": ("flow", "children", "ceased_adopted"),
@@ -85,6 +88,7 @@ DFE_SHARES: tuple[tuple[str, str], ...] = (
     *[(f"looked_after.{k}", "looked_after") for k in (*LEGAL, *PLACEMENTS)],
     ("looked_after.uasc", "looked_after"),
     ("care_starts.uasc", "care_starts"),
+    *[(f"care_starts.age_{a}", "care_starts") for a in START_AGES],
     *[(f"care_ceased.{r}", "care_ceased") for r in REASONS],
 )
 # Published shares (published_figures.csv quantity -> metric), used where DfE gives no value.
@@ -402,10 +406,12 @@ def national_regional(inputs: Inputs) -> pd.DataFrame:
 
 
 def dfe_extra_counts(inputs: Inputs) -> list[dict]:
-    """England counts that history.csv does not carry: CPP length bands, second or subsequent plans."""
+    """England counts that history.csv does not carry: CPP length bands, second or subsequent
+    plans, care starts by age."""
     rows = []
     values = national_regional(inputs)
-    for metric in ("cpp_starts.subsequent", *[f"child_protection_plan.{b}" for b in CPP_BANDS]):
+    for metric in ("cpp_starts.subsequent", *[f"child_protection_plan.{b}" for b in CPP_BANDS],
+                   *[f"care_starts.age_{a}" for a in START_AGES]):
         kind, _, column = COUNTS[metric]
         spec = inputs.specs[column]
         source_id, url = _dfe_source(spec)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from caresim.errors import CaresimError
-from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS
+from caresim.scenario.model import AGE_BANDS, LEGAL_STATUSES, PLACEMENTS
 
 KINDS: tuple[str, ...] = ("stock", "flow", "component", "ratio", "cost")
 
@@ -46,6 +46,11 @@ CEASE_REASONS: tuple[str, ...] = (
     "left_care",
     "other",
 )
+
+#: Age bands of care starts: the scenario's `AGE_BANDS`, which are DfE's "Age on starting".
+START_AGE_BANDS: tuple[str, ...] = tuple(b.replace("-", "_") for b in AGE_BANDS)
+_START_AGE_TEXT: Mapping[str, str] = MappingProxyType(
+    {"under_1": "under 1", "1_4": "1 to 4", "5_9": "5 to 9", "10_15": "10 to 15", "16_17": "16 or 17"})
 
 _PLACEMENT_TEXT: Mapping[str, str] = MappingProxyType(
     {
@@ -213,6 +218,10 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                "unaccompanied asylum-seeking children (each start counted)."),
     MetricInfo("care_starts.uasc", "flow", _C,
                "Unaccompanied asylum-seeking children starting to be looked after in the year."),
+    MetricFamily("care_starts.age_<band>", "care_starts.age_", "<band>", START_AGE_BANDS,
+                 _START_AGE_TEXT, "flow", _C,
+                 "Children starting a period of care in the year aged {text} (DfE's age on starting).",
+                 "Care starts in the year by age on starting (DfE's bands)."),
     MetricInfo("care_ceased", "flow", _C,
                "Children ceasing to be looked after in the year, for any reason (each "
                "period of care that ends counted)."),
