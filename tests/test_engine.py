@@ -117,6 +117,18 @@ def test_tight_court_lengthens_proceedings(tiny, la_inputs):
     assert s_tight < s_ample
 
 
+def test_care_starts_by_age_add_up_to_all_starts(audited):
+    """care_starts.age_<band> (DfE's age on starting) partition the year's care starts,
+    LA by LA, and the run has starts in more than one band."""
+    from caresim.results.metrics import START_AGE_BANDS
+
+    rec, _ = audited
+    year = _wide(rec, "care_starts")
+    bands = [_wide(rec, f"care_starts.age_{b}").reindex_like(year).fillna(0.0) for b in START_AGE_BANDS]
+    np.testing.assert_allclose(sum(bands).to_numpy(), year.to_numpy(), rtol=1e-12, atol=1e-9)
+    assert sum(b.to_numpy().sum() > 0 for b in bands) >= 3
+
+
 def test_court_flows_by_quarter_add_up_to_the_year(audited):
     """Issues (children and cases) and completions by quarter of the financial year sum to
     the year's flow, LA by LA."""
