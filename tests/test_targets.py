@@ -333,4 +333,4 @@ def test_leaving_at_18_is_by_age_and_other_is_the_under_18_rest(targets: pd.Data
         if geography == "England":
             assert t.at["care_ceased.left_care", "published"] == aged18
             assert t.at["care_ceased.other", "published"] == rest
-    assert 0 < rest < aged18
+        assert 0 < rest < aged18

@@ -300,11 +300,9 @@ def stock_band_ages(u: np.ndarray, shares: np.ndarray) -> np.ndarray:
     cdf = np.concatenate([[0.0], np.cumsum(shares / shares.sum())])
     grid = np.linspace(0.0, 18.0, 18 * 48 + 1)  # about a week
     at = np.maximum.accumulate(np.clip(PchipInterpolator(edges, cdf)(grid), 0.0, 1.0))
-    # a band with no children is a flat stretch of `at`: no uniform lands in it
-    pos = np.clip(np.searchsorted(at, u, side="right"), 1, grid.size - 1)
-    lo, hi = at[pos - 1], at[pos]
-    frac = np.where(hi > lo, (u - lo) / np.maximum(hi - lo, 1e-15), 0.0)
-    return np.minimum(grid[pos - 1] + frac * (grid[pos] - grid[pos - 1]), 18.0 - 1e-6)
+    # as uasc_stock_ages: a band with no children is a flat stretch of `at`, which no
+    # uniform in (0, 1) lands inside
+    return np.minimum(np.interp(u, at, grid), 18.0 - 1e-6)
 
 
 def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:

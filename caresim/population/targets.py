@@ -29,6 +29,7 @@ import pandas as pd
 
 from caresim.analysis.targets import period_quarters
 from caresim.population import build_inputs as bi
+from caresim.results.metrics import START_AGE_BANDS
 
 FIRST_YEAR, LAST_YEAR = 2013, 2024
 TARGET_COLUMNS = ["target_id", "metric", "year", "period", "geography", "published", "qualifier", "kind", "unit",
@@ -40,8 +41,9 @@ LEGAL = {"s20": "cla_at31_s20", "interim_care_order": "cla_at31_ico", "care_orde
 PLACEMENTS = {"foster": "cla_at31_foster", "residential": "cla_at31_residential",
               "supported": "cla_at31_supported_or_other", "placed_with_parents": "cla_at31_with_parents",
               "placed_for_adoption": "cla_at31_for_adoption"}
-# care starts by age on starting: target metric band (START_AGE_BANDS) -> la_inputs band
-START_AGES = {"under_1": "u1", "1_4": "1_4", "5_9": "5_9", "10_15": "10_15", "16_17": "16p"}
+# care starts by age on starting: the model's band (metric care_starts.age_<band>) -> la_inputs'
+# (cla_starts_age_<band>), both in the scenario's AGE_BANDS order
+START_AGES = dict(zip(START_AGE_BANDS, bi.AGE_BANDS, strict=True))
 REASONS = {"returned_home": "ceased_returned_home", "special_guardianship": "ceased_sgo",
            "child_arrangements": "ceased_cao", "adopted": "ceased_adopted", "left_care": "ceased_age18",
            "other": "ceased_other"}
