@@ -173,6 +173,10 @@ class Simulation:
         self.horizon = float(self.edges[-1])
         self.windows = self._windows()
         self.env = simpy.Environment()
+        # referrals before birth: steps into court or care wait for the birth (see _next)
+        self._unborn_possible = scenario.arrivals.pre_birth is not None
+        self._after_birth = np.zeros(max(S.values()) + 1, bool)
+        self._after_birth[[S["proceedings"], S["looked_after"]]] = True
         extra = {}
         for j in range(len(self.ivs)):
             extra[f"iv_onset_{j}"] = (np.float64, np.inf)  # when its effect started (inf: never)
@@ -454,8 +458,21 @@ class Simulation:
             fsize = g.choice(sizes, size=la_f.size, p=size_p)
             t_f = g.uniform(t0, t1, size=la_f.size)
             la_c, t_c = np.repeat(la_f, fsize), np.repeat(t_f, fsize)
-            age = sample_bands(g.random(la_c.size), a.age_at_referral)
-            idx = self._new_children(la_c.size, la_c, t_c, t_c - age * DAYS_PER_YEAR, fsize)
+            age = sample_bands(g.random(la_c.size), a.age_at_referral) * DAYS_PER_YEAR
+            unborn = np.zeros(age.size, bool)
+            if a.pre_birth is not None:
+                # a share of the under-1s are referred weeks before the birth
+                pb = a.pre_birth
+                unborn = (age < DAYS_PER_YEAR) & (g.random(age.size) < pb.share.value)
+                age[unborn] = -7.0 * g.uniform(*pb.weeks_before_birth, size=int(unborn.sum()))
+                # oldest first in each family (ages are exchangeable), so a family's id, its
+                # first child's, is never an unborn baby's unless all of it is unborn
+                order = np.lexsort((-age, np.repeat(np.arange(fsize.size), fsize)))
+                age, unborn = age[order], unborn[order]
+            idx = self._new_children(la_c.size, la_c, t_c, t_c - age, fsize)
+            # an unborn baby's case is its own (a pre-birth assessment): it does not share
+            # its siblings' draws
+            self.kids.fam[idx[unborn]] = idx[unborn]
             self.kids.state[idx] = NEW
             self.prior_history(idx)
             self._enter(idx, t_c, np.full(idx.size, S["referral"], np.int8),
@@ -921,7 +938,7 @@ class Simulation:
         la = k.la[idx]
         ramp = iv.ramp(la, t)
         unit = k.fam[idx] if iv.family else idx
-        age = (t - k.birth[idx]) / DAYS_PER_YEAR
+        age = np.maximum(t - k.birth[idx], 0.0) / DAYS_PER_YEAR  # unborn: eligible as aged 0
         if iv.family:
             age = _youngest_in_family(k.fam[idx], age)
         ok = (ramp > 0) & (age >= iv.ages[0]) & (age < iv.ages[1])
@@ -1062,6 +1079,9 @@ class Simulation:
             e, dur = self._draw(r, ii, tt, family=True,
                                 elapsed=None if elapsed is None else elapsed[sel])
             t_next = tt + dur
+            if self._unborn_possible:
+                # no care proceedings and no care before birth: those steps wait for it
+                t_next = np.where(self._after_birth[r.targets[e]], np.maximum(t_next, k.birth[ii]), t_next)
             stay = r.targets[e] == r.state  # "stays": no further transition of its own
             t_next = np.where(stay, np.inf, t_next)
             t18 = k.birth[ii] + AGE_OUT_DAYS

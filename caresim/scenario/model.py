@@ -314,12 +314,35 @@ class Uasc(Provenance):
     age_at_arrival: dict[AgeBand, Probability]
 
 
+class PreBirth(Provenance):
+    """Referrals before birth: `share` of the fresh referrals aged under 1 are of unborn
+    babies, referred between `weeks_before_birth` (uniform) before the birth. Their case runs
+    as any under-1's (assessment, enquiry, plan, pre-proceedings); care proceedings cannot be
+    issued, and a child cannot be looked after, before the birth: a step into either waits
+    for it (the baby born into care proceedings or accommodated at birth)."""
+
+    share: ProbParam = Field(description="share of the under-1 fresh referrals made before birth")
+    weeks_before_birth: tuple[NonNegativeFloat, PositiveFloat] = Field(
+        description="range of the weeks between the referral and the birth (uniform)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PreBirth":
+        lo, hi = self.weeks_before_birth
+        if not lo < hi:
+            raise ValueError(f"weeks_before_birth must be [low, high] with low < high, not {[lo, hi]}")
+        if hi > 40:
+            raise ValueError(f"weeks_before_birth {hi} is longer than a pregnancy (40 weeks)")
+        return self
+
+
 class Arrivals(Strict):
     referrals: Referrals
     family_size: dict[Annotated[int, Field(ge=1, le=10)], Probability] = Field(
         description="distribution of the number of siblings referred together"
     )
     age_at_referral: dict[AgeBand, Probability]
+    pre_birth: PreBirth | None = Field(
+        None, description="referrals of unborn babies (a share of the under-1 referrals); none if absent")
     uasc: Uasc
     prior_cpp: ProbParam | None = Field(
         None,
