@@ -277,3 +277,89 @@ def test_starting_s20_children_are_in_families_and_orders_are_each_childs(starti
     multi = cared[s20 & (size > 1)]
     assert multi.fam.nunique() > 20
     assert (multi.groupby("fam").t_enter.nunique() == 1).all()
+
+
+@pytest.fixture(scope="module")
+def unborn_run(tiny, la_inputs, monkeypatch_module):
+    """The tiny scenario with 60% of the under-1 referrals made 8 to 28 weeks before birth,
+    spying on arrivals, care starts and proceedings issued."""
+    from caresim.scenario.model import PreBirth, ProbParam
+
+    a = tiny.scenario.arrivals
+    pb = PreBirth(share=ProbParam(value=0.6, assumption="test"), weeks_before_birth=(8, 28))
+    sc = tiny.scenario.model_copy(update={"arrivals": a.model_copy(update={"pre_birth": pb})})
+    seen = {"new": [], "care": [], "issued": []}
+
+    def spy(name, key, arg):
+        original = getattr(Simulation, name)
+
+        def wrapped(self, *args, **kw):
+            out = original(self, *args, **kw)
+            seen[key].append(arg(self, args, out))
+            return out
+        monkeypatch_module.setattr(Simulation, name, wrapped)
+
+    spy("_new_children", "new", lambda s, a, out: (out.copy(), np.asarray(a[2], float).copy()))
+    spy("_start_care", "care", lambda s, a, out: (a[0].copy(), np.asarray(a[1], float).copy()))
+    spy("_issue", "issued", lambda s, a, out: (a[0].copy(), np.asarray(a[1], float).copy()))
+    rec, sim = _run(sc, la_inputs, scale=1.0)
+    cat = {k: tuple(np.concatenate([v[i] for v in seen[k]]) for i in range(2)) for k in seen}
+    return rec, sim, cat
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_referrals_before_birth_are_the_stated_share_and_weeks(unborn_run):
+    """Of the fresh referrals under 1, `share` are unborn (binomial error), referred between
+    `weeks_before_birth` before the birth (uniform: mean and spread within sampling error)."""
+    _, sim, cat = unborn_run
+    idx, t = cat["new"]
+    k = sim.kids
+    fresh = ~k.uasc[idx]
+    age = (t - k.birth[idx])[fresh]
+    under_1 = age < 365.25
+    unborn = age < 0
+    n = under_1.sum()
+    assert n > 500
+    share = unborn.sum() / n
+    assert abs(share - 0.6) < 4 * np.sqrt(0.6 * 0.4 / n)
+    weeks = -age[unborn] / 7.0
+    assert weeks.min() >= 8 and weeks.max() <= 28
+    se = 20 / np.sqrt(12 * weeks.size)
+    assert abs(weeks.mean() - 18) < 4 * se
+    # the older children's ages are untouched: none unborn among those aged 1 or over
+    assert not np.any(unborn & ~under_1)
+
+
+def test_nobody_is_looked_after_or_in_proceedings_before_birth(unborn_run):
+    """A step into care or court before the birth waits for it: no care start or issue
+    precedes a birth, and some unborn babies do start care exactly at birth."""
+    _, sim, cat = unborn_run
+    b = sim.kids.birth
+    for key in ("care", "issued"):
+        idx, t = cat[key]
+        assert idx.size > 0
+        assert np.all(t >= b[idx] - 1e-9), key
+    idx, t = cat["care"]
+    at_birth = np.isclose(t, b[idx], atol=1e-9)
+    assert at_birth.sum() > 0
+
+
+def test_an_unborn_baby_has_its_own_family(unborn_run):
+    """An unborn baby's case is its own: its family id is its own and no sibling shares it;
+    families referred together otherwise keep one id (the oldest child's)."""
+    _, sim, cat = unborn_run
+    idx, t = cat["new"]
+    k = sim.kids
+    unborn = idx[t < k.birth[idx]]
+    assert unborn.size > 0
+    np.testing.assert_array_equal(k.fam[unborn], unborn)
+    fams, counts = np.unique(k.fam[idx], return_counts=True)
+    shared = fams[counts > 1]
+    assert shared.size > 0
+    assert not np.isin(unborn, shared).any()

@@ -413,3 +413,22 @@ def test_json_schema() -> None:
     assert "pathway" in schema["$defs"]["Scenario"]["required"]
     assert "required" not in schema["$defs"]["Exit_partial"]
     json.dumps(schema)
+
+
+@pytest.mark.parametrize(
+    ("weeks", "text"),
+    [("[28, 8]", "weeks_before_birth must be [low, high] with low < high, not [28.0, 8.0]"),
+     ("[8, 45]", "weeks_before_birth 45.0 is longer than a pregnancy (40 weeks)")],
+)
+def test_pre_birth_weeks_out_of_order_or_too_long(folder: Path, weeks: str, text: str) -> None:
+    content = edit(TINY, "  age_at_referral:", "  pre_birth:\n    share: {value: 0.5, assumption: test}\n"
+                                     f"    weeks_before_birth: {weeks}\n  age_at_referral:")
+    path = write(folder, content)
+    check(error_of(path), path, line_of(content, "  pre_birth:"), "arrivals.pre_birth", text)
+
+
+def test_pre_birth_loads(folder: Path) -> None:
+    content = edit(TINY, "  age_at_referral:", "  pre_birth:\n    share: {value: 0.5, assumption: test}\n"
+                                     "    weeks_before_birth: [8, 28]\n  age_at_referral:")
+    pb = load_scenario(write(folder, content)).scenario.arrivals.pre_birth
+    assert pb.share.value == 0.5 and pb.weeks_before_birth == (8, 28)
