@@ -122,7 +122,7 @@ class _Builder:
             return np.empty(0, np.int64)
         la = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
         if ages is None:
-            ages = sample_bands(self.g.random(n), self.sim.sc.arrivals.age_at_referral)
+            ages = sample_bands(self.g.random(n), self.stock_age_shares(state))
         idx = self.kids.add(n, la=la, birth=-ages * DAYS_PER_YEAR, state=S[state], nref=1,
                             t_lastref=-60.0, t_closed=-np.inf)
         if sizes is None:
@@ -131,6 +131,19 @@ class _Builder:
             fs = np.concatenate(sizes)
             self.kids.fam[idx] = idx[0] + np.repeat(np.concatenate([[0], np.cumsum(fs)[:-1]]), fs)
         return idx
+
+    def stock_age_shares(self, state: str) -> dict[str, float]:
+        """Shares by age band of a stock with no published ages (Little's law): the
+        referral ages' shares times the state's mean stay at that age (its sojourn's
+        `age_multiplier`). A baby's plan that lasts a fifth as long as an older child's
+        leaves a fifth as many babies per referral in the stock at any time; taking the
+        referral ages as they are put the babies of five years' referrals in the starting
+        plans, and they all went on to court in the first projected year."""
+        shares = self.sim.sc.arrivals.age_at_referral
+        if not self.sim.pathway.has(S[state]):
+            return shares
+        mult = self.sim.pathway.rule(S[state]).age_duration
+        return {b: shares.get(b, 0.0) * float(mult[i]) for i, b in enumerate(AGE_BANDS)}
 
     def family_uniform(self, idx: np.ndarray) -> np.ndarray:
         """One uniform per family, shared by the siblings in `idx`."""
@@ -324,6 +337,8 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
 
 def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult:
     """Create the children in the system at the start date; fills `occupied` places."""
+    from caresim.engine.simulation import sample_bands
+
     b = _Builder(sim, occupied)
     las, g = sim.las, b.g
     col = las.column
@@ -367,15 +382,26 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
 
     # -- child protection plans with published time so far
+    # A plan's length scales with the age band it started in (the sojourn's age_multiplier
+    # m): the plans of band b in progress for lo to hi days number share_b x m x the
+    # integral of S(t) from lo/m to hi/m, so babies' short plans are few in the long bands.
     cpp = sim.pathway.rule(S["child_protection_plan"])
+    mult = cpp.age_duration
+    referral_ages = sim.sc.arrivals.age_at_referral
     for colname, lo, hi in CPP_BANDS:
         counts, sizes = b.counts(col(colname))
-        idx = b.add(counts, "child_protection_plan", sizes=sizes)
+        shares = {band: referral_ages.get(band, 0.0) * m * _survival_integral(cpp.sojourn, lo / m, hi / m)[1][-1]
+                  for band, m in zip(AGE_BANDS, mult)}
+        ages = sample_bands(g.random(int(counts.sum())), shares)
+        idx = b.add(counts, "child_protection_plan", ages=ages, sizes=sizes)
         if idx.size:
             sim.kids.prior_cpp[idx] = True
-            el = np.minimum(_elapsed_in_band(cpp.sojourn, b.family_uniform(idx), lo, hi),
-                            b.youngest_age_days(idx))
-            b.start(idx, el)
+            m = mult[age_band(-sim.kids.birth[idx] / DAYS_PER_YEAR)]
+            u, el = b.family_uniform(idx), np.empty(idx.size)
+            for mm in np.unique(m):
+                sel = m == mm
+                el[sel] = mm * _elapsed_in_band(cpp.sojourn, u[sel], lo / mm, hi / mm)
+            b.start(idx, np.minimum(el, b.youngest_age_days(idx)))
 
     # -- assumed stocks, and CIN plans by subtraction from DfE's CIN count
     counted_in_cin = ("referral", "s47_enquiry", "pre_proceedings", "proceedings")
@@ -398,17 +424,25 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     return b.result
 
 
+def _survival_integral(sojourn, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """A grid t on [lo, min(hi, the sojourn's top)] and the integral of S from lo to each
+    point (trapezoids); a single point where the band is beyond the top."""
+    top = min(hi, float(sojourn.quantile(1.0 - 1e-9)))
+    if not top > lo:
+        return np.array([float(lo)]), np.zeros(1)
+    t = np.linspace(lo, top, 513)
+    s = np.maximum(sojourn.survival(t), 0.0)
+    return t, np.concatenate([[0.0], np.cumsum((s[1:] + s[:-1]) / 2 * np.diff(t))])
+
+
 def _elapsed_in_band(sojourn, u: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Time already spent by plans in progress known to be in [lo, hi) days: the
     equilibrium density S(t)/E[T] restricted to the band (uniform where S is flat)."""
-    top = min(hi, float(sojourn.quantile(1.0 - 1e-9)))
-    if not top > lo:
+    t, cum = _survival_integral(sojourn, lo, hi)
+    if t.size == 1:
         return np.full(u.size, float(lo))
-    t = np.linspace(lo, top, 513)
-    s = np.maximum(sojourn.survival(t), 0.0)
-    cum = np.concatenate([[0.0], np.cumsum((s[1:] + s[:-1]) / 2 * np.diff(t))])
     if cum[-1] <= 0:
-        return lo + u * (top - lo)
+        return t[0] + u * (t[-1] - t[0])
     return np.interp(u * cum[-1], cum, t)
 
 
