@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from caresim.analysis.calibrate import Problem, get_path, set_path
 from caresim.analysis.targets import fit_table, period_position, period_quarters, simulated_values
 from caresim.cli import app
 from caresim.population.local import LocalAuthorities
+from caresim.scenario.loader import load_scenario
 from caresim.scenario.model import Geography
 from conftest import ROOT, TINY
 from synthetic import METRICS, PARAMS, TRUE, fit_config, synthetic_targets
@@ -326,9 +328,15 @@ def test_config_keys_that_name_nothing_are_errors_at_their_line(tmp_path):
     with pytest.raises(CaresimError) as err:
         load_config(path)
     text = str(err.value)
-    assert f"{path}:{meen}:" in text and "parameters[30].path: not in the prior scenario" in text
+    # the parameters' indices and the prior's value, from the unedited config and scenario
+    config = yaml.safe_load((ROOT / "calibration" / "config.yaml").read_text())["parameters"]
+    i_meen = next(i for i, p in enumerate(config) if p["path"] == "pathway.closed.sojourn.mean")
+    i_bounds = next(i for i, p in enumerate(config) if p["bounds"] == [0.005, 0.04])
+    prior = get_path(load_scenario(ROOT / "scenarios" / "baseline_derived.yaml").resolved,
+                      config[i_bounds]["path"])
+    assert f"{path}:{meen}:" in text and f"parameters[{i_meen}].path: not in the prior scenario" in text
     assert "did you mean 'pathway.closed.sojourn.mean'" in text and "did you mean 'referrals'" in text
-    assert f"{path}:{bounds}:" in text and "parameters[5].bounds: the prior scenario's value 0.017" in text
+    assert f"{path}:{bounds}:" in text and f"parameters[{i_bounds}].bounds: the prior scenario's value {prior:g}" in text
     assert f"{path}:{metric}:" in text and "metrics[0]: no England target for 'referals'" in text
     assert f"{path}:{local}:" in text and "local.indices.cpp_index: no LA target for 'cpp_startz'" in text
     assert len(text.splitlines()) == 4
