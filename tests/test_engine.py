@@ -279,6 +279,58 @@ def test_starting_s20_children_are_in_families_and_orders_are_each_childs(starti
     assert (multi.groupby("fam").t_enter.nunique() == 1).all()
 
 
+def test_starting_stocks_without_published_ages_hold_each_age_by_its_mean_stay(tiny, la_inputs):
+    """Little's law: in a stock with no published ages an age band's share is its share
+    of referrals times its mean stay. Babies whose plans last a quarter as long are a
+    quarter as common in the starting plans, and all but absent from the plans in progress
+    for 2 years or more (before, the starting stocks took the referral ages as they were,
+    and the babies of years of referrals went to court in the first projected year)."""
+    from scipy.integrate import quad
+
+    from caresim.engine.initial import CPP_BANDS
+    from caresim.pathway.compiled import DAYS_PER_YEAR
+    from caresim.scenario.model import Scenario
+
+    data = tiny.scenario.model_dump()
+    data["pathway"]["child_protection_plan"]["sojourn"]["age_multiplier"] = {"under_1": 0.25}
+    data["pathway"]["child_in_need"]["sojourn"]["age_multiplier"] = {"under_1": 0.5}
+    sc = Scenario.model_validate(data)
+    state, baby = [], []
+    for seed in range(4):  # four starting populations, for about 1,600 plans
+        sim = Simulation(sc, la_inputs, seed=seed, replication=0, scale=1.0)
+        sim._initial()
+        k, n = sim.kids, sim.kids.n
+        state.append(k.state[:n])
+        baby.append(-k.birth[:n] < DAYS_PER_YEAR)
+    state, baby = np.concatenate(state), np.concatenate(baby)
+    ages = sc.arrivals.age_at_referral
+    p = ages["under_1"] / sum(ages.values())
+
+    def share(sel):
+        return baby[sel].mean(), sel.sum()
+
+    cin, n_cin = share(state == S["child_in_need"])
+    expected = p * 0.5 / (p * 0.5 + 1 - p)
+    assert n_cin > 2000 and abs(cin - expected) < 4 * (expected * (1 - expected) / n_cin) ** 0.5, (cin, expected)
+    # plans: within each published time-so-far band, babies' plans (m = 0.25) in progress
+    # for lo to hi days weigh p x m x the integral of S from lo/m to hi/m
+    plan = sim.pathway.rule(S["child_protection_plan"]).sojourn
+
+    def mass(lo, hi):
+        return quad(lambda t: float(plan.survival(np.array([t]))[0]), lo, hi, limit=200)[0]
+
+    babies = total = 0.0
+    for col, lo, hi in CPP_BANDS:
+        hi = min(hi, 20 * DAYS_PER_YEAR)
+        count = la_inputs[col].sum()
+        b, o = p * 0.25 * mass(lo / 0.25, hi / 0.25), (1 - p) * mass(lo, hi)
+        babies, total = babies + count * b / (b + o), total + count
+    expected = babies / total
+    got, n_plans = share(state == S["child_protection_plan"])
+    assert n_plans > 1000 and abs(got - expected) < 4 * (expected * (1 - expected) / n_plans) ** 0.5, (got, expected)
+    assert expected < 0.6 * p  # well below the referral share the stock used to take
+
+
 @pytest.fixture(scope="module")
 def unborn_run(tiny, la_inputs, monkeypatch_module):
     """The tiny scenario with 60% of the under-1 referrals made 8 to 28 weeks before birth,
