@@ -124,12 +124,17 @@ def _youngest_in_family(fam: np.ndarray, age: np.ndarray) -> np.ndarray:
     """Each child's family's youngest age within the batch: family decisions (whether to
     start pre-proceedings, to issue) are taken for the siblings together, led by the
     youngest child's age, so siblings in step stay together."""
+    return _family_min(fam, age)
+
+
+def _family_min(fam: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each child's smallest `x` among the children of its family in the batch."""
     order = np.argsort(fam, kind="stable")
     sf = fam[order]
     new = np.r_[True, sf[1:] != sf[:-1]]
-    youngest = np.minimum.reduceat(age[order], np.flatnonzero(new))
-    out = np.empty_like(age)
-    out[order] = youngest[np.cumsum(new) - 1]
+    low = np.minimum.reduceat(x[order], np.flatnonzero(new))
+    out = np.empty_like(x)
+    out[order] = low[np.cumsum(new) - 1]
     return out
 
 
@@ -889,7 +894,7 @@ class Simulation:
         t_stay = t if elapsed is None else t - elapsed
         year = self._financial_year(t_stay) if r.trends else None
         e, dur = r.draw(u_exit, u_time, k.la[idx], band, hist, elapsed=elapsed, year=year)
-        sched = self._effect_schedule(r, idx, t_stay)
+        sched = self._effect_schedule(r, idx, t_stay, family)
         if sched is not None:
             sel, breaks, mults = sched
             e[sel], dur[sel] = r.draw_piecewise(
@@ -899,31 +904,41 @@ class Simulation:
         return e, dur
 
     # -- interventions --------------------------------------------------------------------
-    def _effect_schedule(self, r: CompiledRule, idx: np.ndarray, t_stay: np.ndarray):
+    def _effect_schedule(self, r: CompiledRule, idx: np.ndarray, t_stay: np.ndarray,
+                         family: bool = False):
         """For children `idx` whose stay in rule `r` began at `t_stay`: (selection, breaks,
         multipliers) of those with an intervention effect in force at some point of the
-        stay, for `CompiledRule.draw_piecewise`; None if there are none."""
+        stay, for `CompiledRule.draw_piecewise`; None if there are none.
+
+        With `family` (a decision the siblings in step take together), each intervention
+        acts on the whole family from its earliest onset among them: a child-level
+        intervention reaching one sibling (a school social worker's referral of the
+        7-year-old) changes the family's decision, as it does in practice. Applied to that
+        child alone, it split the siblings and the others lost the family's lead (a baby's
+        route to court), so a null effect on care entry came out as fewer care starts."""
         k = self.kids
         acting = [(j, iv) for j, iv in enumerate(self.ivs) if r.rule_id in iv.ratios]
         if not acting:
             return None
-        sel = np.zeros(idx.size, bool)
-        for j, iv in acting:
+        onsets = []
+        for j, _ in acting:
             onset = getattr(k, f"iv_onset_{j}")[idx]
+            onsets.append(_family_min(k.fam[idx], onset) if family else onset)
+        sel = np.zeros(idx.size, bool)
+        for (j, iv), onset in zip(acting, onsets):
             sel |= np.isfinite(onset) & (t_stay - onset < iv.effect_end)
         if not sel.any():
             return None
         ii, ts = idx[sel], t_stay[sel]
+        onsets = [o[sel] for o in onsets]
         cuts = [np.zeros((ii.size, 1))]
-        for j, iv in acting:
-            onset = getattr(k, f"iv_onset_{j}")[ii]
+        for (j, iv), onset in zip(acting, onsets):
             cuts.append(np.clip(onset[:, None] + iv.breaks[None, :] - ts[:, None], 0.0, None))
         breaks = np.sort(np.concatenate(cuts, axis=1), axis=1)
         nxt = np.concatenate([breaks[:, 1:], breaks[:, -1:] + 2.0], axis=1)
         mid = (breaks + nxt) / 2.0  # where each segment's multipliers are read
         mults = np.ones(breaks.shape + (r.n_exits,))
-        for j, iv in acting:
-            onset = getattr(k, f"iv_onset_{j}")[ii]
+        for (j, iv), onset in zip(acting, onsets):
             since = mid + ts[:, None] - onset[:, None]
             pos = np.searchsorted(iv.breaks, since, side="right") - 1
             share = np.where(pos >= 0, iv.shares[np.maximum(pos, 0)], 0.0)
