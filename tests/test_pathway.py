@@ -93,6 +93,34 @@ def test_sojourn_age_multiplier_stretches_stays_of_that_band_only(tiny):
     assert abs(np.mean(rem > x) - expected) < 4 * np.sqrt(expected * (1 - expected) / N)
 
 
+
+def test_piecewise_scale_stretches_every_stay_on_top_of_the_age_multiplier(tiny):
+    """A piecewise sojourn's `scale` multiplies every age band's stay (babies' own
+    multiplier then applies to the scaled bands); other distributions are scaled by their
+    mean, and a `scale` on them is refused."""
+    from pydantic import ValidationError
+
+    from caresim.scenario.model import Scenario
+
+    data = tiny.scenario.model_dump()
+    bands = [{"upto": 91, "p": 0.2}, {"upto": 365, "p": 0.5}, {"upto": 730, "p": 0.3}]
+    data["pathway"]["child_protection_plan"]["sojourn"] = {
+        "dist": "piecewise", "bands": bands, "age_multiplier": {"under_1": 0.4}}
+    base = Pathway(Scenario.model_validate(data), n_la=1).rule(STATE_INDEX["child_protection_plan"])
+    data["pathway"]["child_protection_plan"]["sojourn"]["scale"] = 1.25
+    r = Pathway(Scenario.model_validate(data), n_la=1).rule(STATE_INDEX["child_protection_plan"])
+    for band in (0, 3):
+        e, t = _draw(r, band=band)
+        b, s = _draw(base, band=band)
+        assert np.array_equal(e, b)  # the same uniforms: the same exits
+        assert np.allclose(t, 1.25 * s)  # every stay 1.25 times as long
+    _, t0 = _draw(r, band=0)
+    _, t3 = _draw(r, band=3)
+    assert np.allclose(t0, 0.4 * t3)  # the baby's multiplier on the scaled bands
+    data["pathway"]["child_in_need"]["sojourn"]["scale"] = 1.25
+    with pytest.raises(ValidationError, match="scale is for piecewise"):
+        Scenario.model_validate(data)
+
 def test_age_bands():
     assert list(age_band(np.array([0.5, 1.0, 4.99, 5.0, 12, 16.0, 17.9]))) == [0, 1, 1, 2, 3, 4, 4]
 

@@ -55,7 +55,7 @@ class CompiledRule:
     names: list[str]  # "from->to" per exit
     hazard: np.ndarray = field(default=None)  # (n_la, n_exits) hazard multipliers
     duration: np.ndarray = field(default=None)  # (n_la,) sojourn time multipliers
-    age_duration: np.ndarray = field(default=None)  # (n_age_bands,) sojourn multipliers by age at entry
+    age_duration: np.ndarray = field(default=None)  # (n_age_bands,) sojourn multipliers by age at entry, scale included
     trends: list = field(default_factory=list)  # (exit index, scenario Trend) pairs
 
     @property
@@ -65,7 +65,7 @@ class CompiledRule:
     def time_scale(self, la: np.ndarray, band: np.ndarray) -> np.ndarray:
         """Multiplier of the sojourn's time for children of LAs `la` in age bands `band`
         (at the stay's start): the LA's (`duration`) times the age band's (the sojourn's
-        `age_multiplier`)."""
+        `age_multiplier`, times its `scale`)."""
         return self.duration[la] * self.age_duration[band]
 
     def exit_probabilities(self, band: np.ndarray, history: np.ndarray,
@@ -236,7 +236,8 @@ class Pathway:
             names=[f"{state_name}->{e.to}" for e in exits],
             hazard=np.ones((n_la, len(exits))),
             duration=np.ones(n_la),
-            age_duration=np.array([rule.sojourn.age_multiplier.get(b, 1.0) for b in AGE_BANDS]),
+            age_duration=rule.sojourn.scale * np.array(
+                [rule.sojourn.age_multiplier.get(b, 1.0) for b in AGE_BANDS]),
         )
         self.rules.append(compiled)
         self._index[(compiled.state, variant)] = compiled

@@ -43,7 +43,8 @@ def _value(node: dict) -> str:
     if "p" in node:
         return str(node["p"])
     if node.get("dist") == "piecewise":
-        return "piecewise: " + ", ".join(f"≤{b['upto']:g}d {b['p']:g}" for b in node["bands"])
+        bands = "piecewise: " + ", ".join(f"≤{b['upto']:g}d {b['p']:g}" for b in node["bands"])
+        return bands + (f"; times × {node['scale']:g}" if node.get("scale", 1.0) != 1.0 else "")
     parts = [f"{node['dist']}", f"mean {node['mean']:g} d"]
     for k in ("shape", "sigma"):
         if node.get(k) is not None:

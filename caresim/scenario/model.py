@@ -146,6 +146,11 @@ class Sojourn(Provenance):
     `age_multiplier` stretches the stay of a child in an age band when it starts (2.0:
     twice as long, the exits unchanged), e.g. 16- and 17-year-olds accommodated under
     section 20 staying until 18.
+
+    `scale` (piecewise only; the other distributions have `mean`) stretches every stay, at
+    every age, by the factor: bands derived from the stays of all children, when one age
+    band has its own `age_multiplier`, describe the mixture, not the other ages' stays
+    (babies' short child protection plans leave older children's longer than the bands).
     """
 
     dist: Literal["exponential", "weibull", "gamma", "lognormal", "piecewise"]
@@ -155,6 +160,8 @@ class Sojourn(Provenance):
     bands: list[Band] | None = None
     age_multiplier: dict[AgeBand, PositiveFloat] = Field(
         default_factory=dict, description="duration multiplier by age band at the stay's start")
+    scale: PositiveFloat = Field(
+        1.0, description="piecewise only: every stay's duration multiplier (all ages)")
 
     @model_validator(mode="after")
     def _fields_for_dist(self) -> "Sojourn":
@@ -168,6 +175,8 @@ class Sojourn(Provenance):
         missing = [f for f in need if getattr(self, f) is None]
         if missing:
             raise ValueError(f"dist '{self.dist}' needs {', '.join(missing)}")
+        if self.scale != 1.0 and self.dist != "piecewise":
+            raise ValueError(f"scale is for piecewise distributions; a {self.dist}'s is its mean")
         if self.dist == "piecewise":
             assert self.bands is not None
             uptos = [b.upto for b in self.bands]
