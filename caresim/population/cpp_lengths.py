@@ -22,6 +22,17 @@ Two choices the data alone do not make:
   survival is cut by the 18th birthday. In the baseline model 4.7% of plans end at 18,
   which is what 16% of plans starting at 16-17 gives (assumption `cpp_age_out_share`).
 
+Babies' plans (unborn or under 1 at the start) are shorter in the model: the scenario's
+`age_multiplier.under_1` (fitted, `baby_plan_pace`) multiplies their time. The published
+bands are of all plans, so the distribution fitted here is the older children's, with a
+share `baby_share` of the plans started taking it at `baby_pace` of the time: a plan lasts
+beyond t with probability (1 - b) S(t) + b S(t / pace). Without this (b = 0, before
+December 2026) the bands were fitted as every plan's, the babies' short plans took stock
+away, and a uniform `scale` on every plan made up for it by lengthening the long plans too
+(the 2 years or more band 35% to 84% high). The share is measured on the baseline
+(`BABY_SHARE`, see its comment) and the pace is the fit's; the fitted `cpp_length_scale`
+absorbs what a later fit moves.
+
 `python -m caresim.population.cpp_lengths --shared /work/shared/data` prints the bands for
 the scenario file.
 """
@@ -49,6 +60,14 @@ YEARS = tuple(range(2019, 2025))
 #: plans ending in 2019-20 that had lasted 2 years or more (R249)
 ENDED_2YPLUS = 0.036
 AGE_OUT_SHARE = 0.16
+#: share of CPP starts whose plan runs at the babies' pace: siblings' plans are family
+#: draws, timed by the youngest sibling's age, so this is the share of plans started with a
+#: baby (unborn or under 1) in the family, 0.160 (10.8% of plans are a baby's own), measured
+#: on the baseline by `python -m caresim.analysis.plan_pace` (3 years, scale 0.1, seed 1)
+BABY_SHARE = 0.16
+#: babies' pace: the fitted baby_plan_pace (scenario's age_multiplier.under_1) of the
+#: calibration of 6 December 2026
+BABY_PACE = 0.162
 
 
 @dataclass(frozen=True)
@@ -86,14 +105,24 @@ def national_series(dfe_dir: Path) -> tuple[pd.Series, pd.DataFrame]:
     return starts, stock
 
 
+def surviving(lengths: PlanLengths, t: np.ndarray, age_out_share: float = 0.0,
+              baby_share: float = 0.0, baby_pace: float = 1.0) -> np.ndarray:
+    """Share of all plans started that are still open t days on: the older children's
+    plans on `lengths`, a share `age_out_share` of all plans (starting at 16-17) cut by the
+    18th birthday within two years, and babies' plans at `baby_pace` of the time."""
+    older = lengths.survival(t) * (1.0 - baby_share - age_out_share * np.minimum(t / 730.5, 1.0))
+    return older + baby_share * lengths.survival(t / baby_pace)
+
+
 def stock_by_length(lengths: PlanLengths, starts: pd.Series, year: int,
-                    age_out_share: float = 0.0) -> np.ndarray:
+                    age_out_share: float = 0.0, baby_share: float = 0.0,
+                    baby_pace: float = 1.0) -> np.ndarray:
     """Plans open at 31 March of `year` by DfE length band, from the starts of the years
     before (a year's starts spread evenly over it) and the plan lengths."""
     t = np.arange(0.0, float(lengths.edges[-1]), 1.0) + 0.5
     fy = np.clip(year - np.floor(t / DAYS).astype(int), starts.index.min(), starts.index.max())
     rate = starts.loc[fy].to_numpy() / DAYS
-    alive = lengths.survival(t) * (1.0 - age_out_share * np.minimum(t / 730.5, 1.0))
+    alive = surviving(lengths, t, age_out_share, baby_share, baby_pace)
     out, lo = [], 0.0
     for hi in STOCK_EDGES:
         m = (t >= lo) & (t < hi)
@@ -115,14 +144,18 @@ def _lengths(x: np.ndarray) -> PlanLengths:
 
 
 def fit(starts: pd.Series, stock: pd.DataFrame, years=YEARS, age_out_share: float = AGE_OUT_SHARE,
-        ended_2yplus: float = ENDED_2YPLUS) -> PlanLengths:
+        ended_2yplus: float = ENDED_2YPLUS, baby_share: float = BABY_SHARE,
+        baby_pace: float = BABY_PACE) -> PlanLengths:
     """Least squares (Poisson-scaled) on every year's stock by band, plus the 2019-20 share
-    of endings after 2 years or more."""
+    of endings after 2 years or more; the older children's plan lengths, with babies' plans
+    (a share `baby_share` of starts) at `baby_pace` of their time."""
+    mix = dict(age_out_share=age_out_share, baby_share=baby_share, baby_pace=baby_pace)
+
     def residuals(x):
         d = _lengths(x)
-        r = [(stock_by_length(d, starts, y, age_out_share) - stock.loc[y].to_numpy())
+        r = [(stock_by_length(d, starts, y, **mix) - stock.loc[y].to_numpy())
              / np.sqrt(stock.loc[y].to_numpy()) for y in years]
-        ended = d.survival(np.array([730.0]))[0] * (1.0 - age_out_share)
+        ended = surviving(d, np.array([730.0]), **mix)[0]
         r.append(np.array([(ended - ended_2yplus) / ended_2yplus * 30.0]))
         return np.concatenate(r)
 
@@ -134,14 +167,17 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path("/work/shared/data"))
     ap.add_argument("--age-out-share", type=float, default=AGE_OUT_SHARE)
+    ap.add_argument("--baby-share", type=float, default=BABY_SHARE)
+    ap.add_argument("--baby-pace", type=float, default=BABY_PACE)
     a = ap.parse_args(argv)
     starts, stock = national_series(a.shared / "dfe")
-    d = fit(starts, stock, age_out_share=a.age_out_share)
+    mix = dict(age_out_share=a.age_out_share, baby_share=a.baby_share, baby_pace=a.baby_pace)
+    d = fit(starts, stock, **mix)
     print(f"mean {d.mean:.0f} days; mean beyond 2 years {d.tail_mean:.0f} days")
     for b in d.bands():
         print(f"        - {{upto: {b['upto']:.0f}, p: {b['p']}}}")
     for y in YEARS:
-        m = stock_by_length(d, starts, y, a.age_out_share)
+        m = stock_by_length(d, starts, y, **mix)
         print(y, np.round(m), np.round(m / stock.loc[y].to_numpy() - 1, 3))
 
 
