@@ -148,9 +148,9 @@ class Sojourn(Provenance):
     section 20 staying until 18.
 
     `scale` (piecewise only; the other distributions have `mean`) stretches every stay, at
-    every age, by the factor: bands derived from the stays of all children, when one age
-    band has its own `age_multiplier`, describe the mixture, not the other ages' stays
-    (babies' short child protection plans leave older children's longer than the bands).
+    every age, by the factor: for bands derived outside the model (child protection plans,
+    caresim/population/cpp_lengths.py) it lets a calibration move the lengths without
+    re-deriving the bands.
     """
 
     dist: Literal["exponential", "weibull", "gamma", "lognormal", "piecewise"]
