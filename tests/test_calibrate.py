@@ -59,6 +59,15 @@ def test_calibrate_cli_small_config(tiny, la_inputs, history, tmp_path, browser,
     assert list(fit.columns[:6]) == ["target_id", "metric", "year", "published", "simulated", "rel_error"]
     assert (out / "fit_summary.md").read_text().count("|") > 20
     assert (out / "figures" / "fit_national.png").stat().st_size > 10_000
+    # the fit's history: each stage in order, with simulation runs and seconds that only grow
+    hist = pd.read_csv(out / "fit_history.csv")
+    stages = list(dict.fromkeys(hist.stage))
+    assert stages == ["national", "local", "refine", "uncertainty", "fit table"]
+    assert (hist.stage == "local").sum() == 2
+    assert hist.simulations.is_monotonic_increasing and hist.seconds.is_monotonic_increasing
+    assert hist[hist.stage.isin(["national", "refine"])].cost.notna().all()
+    assert (hist[hist.stage == "uncertainty"].simulations.item()
+            == json.loads((out / "manifest.json").read_text())["evaluations"])
     fitted = tmp_path / "fitted"
     for name in ("parameters.yaml", "parameter_samples.csv", "la_multipliers.csv", "manifest.json"):
         assert (fitted / name).is_file(), name

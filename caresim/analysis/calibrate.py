@@ -236,6 +236,13 @@ class Problem:
     la_multipliers: pd.DataFrame | None = None
     evaluations: int = 0
     log: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def note(self, stage: str, cost: float | None = None, **extra) -> None:
+        """One row of the fit's history (`fit_history.csv`): the stage, the objective's
+        cost where there is one, simulation runs and seconds since the problem was built."""
+        self.log.append({"stage": stage, "cost": cost, "simulations": self.evaluations,
+                         "seconds": round(time.perf_counter() - self.started, 1), **extra})
 
     def scenario(self, theta: np.ndarray, years: int | None = None) -> Scenario:
         doc = copy.deepcopy(self.base)
@@ -332,7 +339,7 @@ class FitResult:
 
 
 def _national_fit(problem: Problem, x0: np.ndarray, tr: Transform, executor: Executor | None,
-                  max_nfev: int, progress: Callable[[str], None]) -> Any:
+                  max_nfev: int, progress: Callable[[str], None], stage: str = "national") -> Any:
     rows = objective_rows(problem)
     cfg = problem.config
     h = cfg.diff_step
@@ -348,8 +355,8 @@ def _national_fit(problem: Problem, x0: np.ndarray, tr: Transform, executor: Exe
 
     def fun(x: np.ndarray) -> np.ndarray:
         r = batch([x])[0]
-        problem.log.append({"x": x.tolist(), "cost": float(0.5 * r @ r)})
-        progress(f"evaluation {len(problem.log)}: cost {0.5 * r @ r:.2f}")
+        problem.note(stage, float(0.5 * r @ r))
+        progress(f"{stage} evaluation {len(problem.log)}: cost {0.5 * r @ r:.2f}")
         return r
 
     def jac(x: np.ndarray) -> np.ndarray:
@@ -389,6 +396,7 @@ def _local_fit(problem: Problem, theta: np.ndarray, executor: Executor | None,
             ratio = (pub_mean / sim).reindex(mult.geography)
             ratio = ratio.where(np.isfinite(ratio) & (ratio > 0), 1.0)
             mult[idx] = np.clip(mult[idx].to_numpy() * ratio.to_numpy() ** spec.damping, *spec.bounds)
+        problem.note("local")
         progress(f"LA iteration {it + 1}: median |relative error| before update "
                  + ", ".join(f"{m} {e:.1%}" for m, e in err.items()))
     problem.la_multipliers = mult
@@ -412,7 +420,7 @@ def calibrate(problem: Problem, jobs: int = 1, progress: Callable[[str], None] =
         res = _national_fit(problem, tr.to_x(theta0), tr, executor, cfg.max_evaluations, progress)
         if cfg.local is not None:
             _local_fit(problem, tr.to_theta(res.x), executor, progress)
-            res = _national_fit(problem, res.x, tr, executor, cfg.refine_evaluations, progress)
+            res = _national_fit(problem, res.x, tr, executor, cfg.refine_evaluations, progress, "refine")
         J = res.jac
         n, p = J.shape
         s2 = max(1.0, 2.0 * res.cost / max(n - p, 1))
@@ -450,6 +458,7 @@ def _sandwich(problem: Problem, tr: Transform, x: np.ndarray, J: np.ndarray, s2:
     tol = rows["tolerance"].to_numpy(float)
     count = rows["kind"].isin(["stock", "flow"]).to_numpy()
     t_diag = np.where(count, tol / np.maximum(tol, cfg.floor), tol / np.maximum(tol, 1.0)) ** 2
+    problem.note("uncertainty")
     progress(f"Monte Carlo noise measured on {k} extra replications")
     return sandwich_covariance(J, s_mc / cfg.replications + s2 * np.diag(t_diag))
 

@@ -91,12 +91,14 @@ def run_calibration(config: Path, out: Path | None, force: bool, jobs: int,
     with OutputFolder(out, "calibration", force=force) as folder, _executor(jobs) as ex:
         fit = calibrate(problem, progress=progress, executor=ex)
         table = final_fit_table(problem, fit.theta, ex)
+        problem.note("fit table")
         params = parameters_table(cfg, fit, prior)
         man = {"kind": "calibration", **manifest(cfg, fit, cfg_path.parent / cfg.targets, command, params),
                **fit_checks(table, cfg.train, cfg.train[1])}
         _write_report(folder.path, table, params, cfg.train, cfg.train[1],
                       "Calibration fit", cfg.train, man)
         write_csv(params, folder.path / "parameters.csv")
+        write_csv(pd.DataFrame(problem.log), folder.path / "fit_history.csv")
         if write_fitted:
             _write_fitted(cfg, cfg_path, fit, man, command, params, folder.path / "fit_summary.md")
     return folder.final, table
@@ -214,6 +216,7 @@ def run_backtest(config: Path, train_until: int, out: Path | None, force: bool, 
                           f"Backtest: trained to {train_until - 1}-{str(train_until)[2:]}, "
                           f"projected from 31 March {train_until} ({kind} inputs)", None, man)
             write_csv(params, report / "parameters.csv")
+            write_csv(pd.DataFrame(problem.log), report / "fit_history.csv")
             names.append(kind if len(kinds) > 1 else None)
     return [folder.final / n if n else folder.final for n in names]
 
