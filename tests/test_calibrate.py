@@ -184,6 +184,9 @@ def test_backtest_cli_fits_early_years_and_reports_held_out_ones(tiny, la_inputs
     assert (both / "held" / "fit.csv").read_bytes() == (out / "fit.csv").read_bytes()
     assert ((both / "held" / "parameters.csv").read_bytes()
             == (both / "published" / "parameters.csv").read_bytes() == (out / "parameters.csv").read_bytes())
+    assert ((both / "held" / "fit_history.csv").read_bytes()
+            == (both / "published" / "fit_history.csv").read_bytes())  # one fit's history
+    assert pd.read_csv(both / "held" / "fit_history.csv").stage.iloc[0] == "national"
     held, published = (pd.read_csv(both / k / "fit.csv") for k in ("held", "published"))
     assert set(published.year) == {2023, 2024} and not held.simulated.equals(published.simulated)
     for k in ("held", "published"):

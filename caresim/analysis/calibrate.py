@@ -238,11 +238,11 @@ class Problem:
     log: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def note(self, stage: str, cost: float | None = None, **extra) -> None:
+    def note(self, stage: str, cost: float | None = None) -> None:
         """One row of the fit's history (`fit_history.csv`): the stage, the objective's
         cost where there is one, simulation runs and seconds since the problem was built."""
         self.log.append({"stage": stage, "cost": cost, "simulations": self.evaluations,
-                         "seconds": round(time.perf_counter() - self.started, 1), **extra})
+                         "seconds": round(time.perf_counter() - self.started, 1)})
 
     def scenario(self, theta: np.ndarray, years: int | None = None) -> Scenario:
         doc = copy.deepcopy(self.base)
@@ -356,7 +356,8 @@ def _national_fit(problem: Problem, x0: np.ndarray, tr: Transform, executor: Exe
     def fun(x: np.ndarray) -> np.ndarray:
         r = batch([x])[0]
         problem.note(stage, float(0.5 * r @ r))
-        progress(f"{stage} evaluation {len(problem.log)}: cost {0.5 * r @ r:.2f}")
+        done = sum(e["cost"] is not None for e in problem.log)
+        progress(f"{stage} evaluation {done}: cost {0.5 * r @ r:.2f}")
         return r
 
     def jac(x: np.ndarray) -> np.ndarray:
