@@ -10,7 +10,7 @@ import pytest
 from caresim.engine.recorder import Recorder
 from caresim.engine.simulation import S, Simulation, quarter_edges, year_edges
 from caresim.pathway.compiled import LEGAL_INDEX
-from caresim.results.metrics import QUARTERS
+from caresim.results.metrics import QUARTERS, START_AGE_BANDS
 from caresim.scenario.model import STATES
 
 
@@ -54,6 +54,21 @@ def test_looked_after_stock_equals_start_plus_starts_minus_ceased(audited):
     stock, starts, ceased = (_wide(rec, m) for m in ("looked_after", "care_starts", "care_ceased"))
     for y in starts.index:
         assert np.allclose(stock.loc[y], stock.loc[y - 1] + starts.loc[y] - ceased.loc[y])
+
+
+def test_care_leavers_by_age_and_uasc_add_up(audited):
+    """Care leavers by age on ceasing (under 18) plus those leaving at 18 are every leaver;
+    UASC leavers are some of them, and none of the babies."""
+    rec, _ = audited
+    ceased = _wide(rec, "care_ceased")
+    bands = sum(_wide(rec, f"care_ceased.age_{b}").reindex_like(ceased).fillna(0.0) for b in START_AGE_BANDS)
+    at_18 = _wide(rec, "care_ceased.left_care").reindex_like(ceased).fillna(0.0)
+    assert ceased.to_numpy().sum() > 0 and at_18.to_numpy().sum() > 0
+    assert np.allclose(bands + at_18, ceased)
+    for b in START_AGE_BANDS[:-1]:  # every band under 16 has leavers in the tiny scenario
+        assert _wide(rec, f"care_ceased.age_{b}").to_numpy().sum() > 0, b
+    uasc = _wide(rec, "care_ceased.uasc").reindex_like(ceased).fillna(0.0)
+    assert 0 < uasc.to_numpy().sum() and (uasc <= ceased).all().all()
 
 
 def test_each_child_in_one_valid_state_and_none_over_18(audited):

@@ -334,3 +334,17 @@ def test_leaving_at_18_is_by_age_and_other_is_the_under_18_rest(targets: pd.Data
             assert t.at["care_ceased.left_care", "published"] == aged18
             assert t.at["care_ceased.other", "published"] == rest
         assert 0 < rest < aged18
+        # by age on ceasing under 18, in the model's bands (DfE's 16 and 17 summed)
+        ages = {"under_1": ("Under 1 year",), "1_4": ("1 to 4 years",), "5_9": ("5 to 9 years",),
+                "10_15": ("10 to 15 years",), "16_17": ("16 years", "17 years")}
+        under_18 = 0.0
+        for band, labels in ages.items():
+            n = published(level, code, "Age on ceasing", *labels)
+            under_18 += n
+            share = t.at[f"care_ceased.age_{band}/care_ceased", "published"]
+            assert share == pytest.approx(100 * n / total, abs=1e-4), band
+            if geography == "England":
+                assert t.at[f"care_ceased.age_{band}", "published"] == n
+        assert under_18 + aged18 == total
+        uasc = published(level, code, "Unaccompanied asylum-seeking children", "Unaccompanied asylum-seeking children")
+        assert t.at["care_ceased.uasc/care_ceased", "published"] == pytest.approx(100 * uasc / total, abs=1e-4)

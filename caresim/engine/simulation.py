@@ -561,6 +561,16 @@ class Simulation:
             other = ~np.isin(dest[ceased], list(CEASED_REASON))
             if other.any():
                 rec.flow("care_ceased.other", t[ceased][other], la[ceased][other])
+            uasc = k.uasc[ci]
+            if uasc.any():
+                rec.flow("care_ceased.uasc", t[ceased][uasc], la[ceased][uasc])
+            # by age on ceasing, under 18 (a child of 18 leaves to left_care, counted above)
+            band = age_band((t[ceased] - k.birth[ci]) / DAYS_PER_YEAR)
+            under_18 = dest[ceased] != S["left_care"]
+            for b, name in enumerate(START_AGE_BANDS):
+                at = under_18 & (band == b)
+                if at.any():
+                    rec.flow(f"care_ceased.age_{name}", t[ceased][at], la[ceased][at])
             k.in_care[ci] = False
             k.pooled[ci] = False
             k.plc[ci] = -1

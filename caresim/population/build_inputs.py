@@ -173,6 +173,15 @@ CEASED_ADOPTED = cat("Reason episode ceased", "Adopted")
 # reasons; docs/calibration.md, "Leaving care at 18".
 CEASED_AGE18 = cat("Age on ceasing", "18 years and over")
 CEASED_NAMED = CEASED_RETURNED_HOME + CEASED_SGO + CEASED_CAO + CEASED_ADOPTED + CEASED_AGE18
+# Age on ceasing under 18, in the model's age bands (DfE publishes 16 and 17 apart; 18 and over
+# is `ceased_age18`): (column band, DfE labels, text)
+CEASED_AGES = (
+    ("u1", ("Under 1 year",), "under 1"),
+    ("1_4", ("1 to 4 years",), "1 to 4"),
+    ("5_9", ("5 to 9 years",), "5 to 9"),
+    ("10_15", ("10 to 15 years",), "10 to 15"),
+    ("16_17", ("16 years", "17 years"), "16 or 17"),
+)
 
 
 def _band_specs(prefix: str, source: str, group: str, what: str, denominator: str) -> list[ColumnSpec]:
@@ -335,6 +344,9 @@ def column_specs() -> list[ColumnSpec]:
                         "carers, independent living, adult care, age assessment) also count 16- and "
                         "17-year-olds, and miss a quarter to an eighth of those aged 18 or over "
                         "(2021-2024), recorded under other reasons."),
+        *[ColumnSpec(f"ceased_age_{band}", "children", f"Ceased care aged {text} (any reason)",
+                     CEASED, cat("Age on ceasing", *labels), denominator="cla_ceased")
+          for band, labels, text in CEASED_AGES],
         ColumnSpec("ceased_other", "children",
                    "Ceased care under 18 for any other reason (total minus the groups above)",
                    CEASED, CEASED_NAMED, kind="remainder", total="Reason episode ceased / Total",
@@ -384,8 +396,8 @@ LA_VALUE_COLUMNS = [
     "cla_at31_care_order", "cla_at31_ico", "cla_at31_placement_order", "cla_at31_s20", "cla_at31_other_legal",
     *[f"cla_at31_age_{b}" for b in AGE_BANDS],
     "cla_at31_uasc",
-    "ceased_returned_home", "ceased_sgo", "ceased_cao", "ceased_adopted", "ceased_age18", "ceased_other",
-    "ceased_uasc",
+    "ceased_returned_home", "ceased_sgo", "ceased_cao", "ceased_adopted", "ceased_age18",
+    *[f"ceased_age_{band}" for band, _, _ in CEASED_AGES], "ceased_other", "ceased_uasc",
     "episodes_with_factors", "parental_substance_misuse_share",
 ]
 LA_COLUMNS = META_COLUMNS + LA_VALUE_COLUMNS + ["imputed"]

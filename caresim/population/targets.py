@@ -44,6 +44,9 @@ PLACEMENTS = {"foster": "cla_at31_foster", "residential": "cla_at31_residential"
 # care starts by age on starting: the model's band (metric care_starts.age_<band>) -> la_inputs'
 # (cla_starts_age_<band>), both in the scenario's AGE_BANDS order
 START_AGES = dict(zip(START_AGE_BANDS, bi.AGE_BANDS, strict=True))
+# care leavers by age on ceasing, under 18 (18 and over is `care_ceased.left_care`): the model's
+# band (metric care_ceased.age_<band>) -> la_inputs' (ceased_age_<band>)
+CEASED_AGES = dict(zip(START_AGE_BANDS, (band for band, _, _ in bi.CEASED_AGES), strict=True))
 REASONS = {"returned_home": "ceased_returned_home", "special_guardianship": "ceased_sgo",
            "child_arrangements": "ceased_cao", "adopted": "ceased_adopted", "left_care": "ceased_age18",
            "other": "ceased_other"}
@@ -64,6 +67,8 @@ COUNTS: dict[str, tuple[str, str, str | None]] = {
     **{f"care_starts.age_{a}": ("flow", "children", f"cla_starts_age_{b}") for a, b in START_AGES.items()},
     "care_ceased": ("flow", "children", "cla_ceased"),
     **{f"care_ceased.{r}": ("flow", "children", c) for r, c in REASONS.items()},
+    **{f"care_ceased.age_{a}": ("flow", "children", f"ceased_age_{b}") for a, b in CEASED_AGES.items()},
+    "care_ceased.uasc": ("flow", "children", "ceased_uasc"),
     "adoptions": ("flow", "children", "ceased_adopted"),
     "looked_after": ("stock", "children", "cla_at31"),
     **{f"looked_after.{k}": ("stock", "children", c) for k, c in {**LEGAL, **PLACEMENTS}.items()},
@@ -92,6 +97,8 @@ DFE_SHARES: tuple[tuple[str, str], ...] = (
     ("care_starts.uasc", "care_starts"),
     *[(f"care_starts.age_{a}", "care_starts") for a in START_AGES],
     *[(f"care_ceased.{r}", "care_ceased") for r in REASONS],
+    *[(f"care_ceased.age_{a}", "care_ceased") for a in CEASED_AGES],
+    ("care_ceased.uasc", "care_ceased"),
 )
 # Published shares (published_figures.csv quantity -> metric), used where DfE gives no value.
 PUBLISHED_SHARES = {
@@ -409,11 +416,12 @@ def national_regional(inputs: Inputs) -> pd.DataFrame:
 
 def dfe_extra_counts(inputs: Inputs) -> list[dict]:
     """England counts that history.csv does not carry: CPP length bands, second or subsequent
-    plans, care starts by age."""
+    plans, care starts by age, care leavers by age and UASC care leavers."""
     rows = []
     values = national_regional(inputs)
     for metric in ("cpp_starts.subsequent", *[f"child_protection_plan.{b}" for b in CPP_BANDS],
-                   *[f"care_starts.age_{a}" for a in START_AGES]):
+                   *[f"care_starts.age_{a}" for a in START_AGES],
+                   *[f"care_ceased.age_{a}" for a in CEASED_AGES], "care_ceased.uasc"):
         kind, _, column = COUNTS[metric]
         spec = inputs.specs[column]
         source_id, url = _dfe_source(spec)

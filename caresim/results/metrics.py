@@ -229,6 +229,14 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                  _REASON_TEXT, "flow", _C,
                  "Children ceasing to be looked after in the year who {text}.",
                  "Children ceasing to be looked after in the year by reason."),
+    MetricFamily("care_ceased.age_<band>", "care_ceased.age_", "<band>", START_AGE_BANDS,
+                 _START_AGE_TEXT, "flow", _C,
+                 "Children ceasing to be looked after in the year aged {text} (DfE's age on "
+                 "ceasing; those aged 18 leave to care_ceased.left_care).",
+                 "Care leavers in the year by age on ceasing, under 18 (DfE's bands, 16 and 17 together)."),
+    MetricInfo("care_ceased.uasc", "flow", _C,
+               "Unaccompanied asylum-seeking children ceasing to be looked after in the year, "
+               "for any reason."),
     MetricInfo("care_reentries", "flow", _C,
                "Care starts in the year by children who had been looked after before."),
     MetricInfo("placement_moves", "flow", _C,
