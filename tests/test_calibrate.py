@@ -3,6 +3,7 @@
 
 import datetime as dt
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -232,9 +233,9 @@ def test_fitted_yaml_sets_values_in_lists_and_year_keys(tmp_path):
 
     prior = ROOT / "scenarios" / "baseline_derived.yaml"
     params = pd.DataFrame([
-        {"name": "s47_trend", "path": "trends[0].per_year.value", "prior": 1.06,
+        {"name": "s47_trend", "path": "trends[0].per_year.value", "also": "", "prior": 1.06,
          "fitted": 1.0731, "lower_95": 1.05, "upper_95": 1.09},
-        {"name": "cap_2022", "path": "court.capacity_by_year.2022.value", "prior": 0.74,
+        {"name": "cap_2022", "path": "court.capacity_by_year.2022.value", "also": "", "prior": 0.74,
          "fitted": 0.6612, "lower_95": 0.55, "upper_95": 0.77},
     ])
     text = fitted_yaml(params, str(prior), "test", "manifest.json", {}, prior_doc=load_merged(prior))
@@ -384,3 +385,46 @@ def test_ranges_of_unidentified_parameters_span_their_bounds():
     J[:, 1] = g.normal(size=40) * 0.05  # weakly identified: narrower than the bounds' spread
     sd_weak = np.sqrt(np.diag(sandwich_covariance(J, noise)))[1]
     assert 0.1 < sd_weak < np.sqrt(1 / 12)
+
+
+def test_a_shared_parameter_sets_every_path_and_is_written_at_each(tmp_path):
+    """A parameter with `also` (one value for several transitions) is set at each of its
+    paths in a fitting run, written at each in the fitted overlay and in every draw of
+    the samples; paths whose prior values differ are an error at the `also` key."""
+    from caresim.analysis.calibrate import fitted_yaml, load_config, parameter_samples
+    from caresim.analysis.calibration_pipeline import build_problem
+    from caresim.errors import CaresimError
+    from caresim.scenario.loader import load_merged
+
+    cfg, path = load_config(ROOT / "calibration" / "config.yaml")
+    i = next(i for i, p in enumerate(cfg.parameters) if p.name == "other_exit_10_15")
+    spec = cfg.parameters[i]
+    assert len(spec.paths) == 2 and spec.paths[0] != spec.paths[1]
+    problem = build_problem(cfg, path)
+    theta = np.array([float(get_path(problem.base, s.path)) for s in cfg.parameters])
+    theta[i] = 0.37
+    doc = problem.scenario(theta).model_dump(mode="json", by_alias=True)
+    for p in spec.paths:
+        assert get_path(doc, p) == pytest.approx(0.37), p
+    assert get_path(problem.base, spec.paths[1]) == 1.0  # the prior is left as it was
+
+    samples = parameter_samples(cfg, SimpleNamespace(draws=[theta, theta * 1.01]))
+    rows = samples[samples.name == "other_exit_10_15"]
+    assert sorted(rows.path.unique()) == sorted(spec.paths) and len(rows) == 4
+    assert rows.groupby("draw").value.nunique().eq(1).all()
+
+    prior = ROOT / "scenarios" / "baseline_derived.yaml"
+    params = pd.DataFrame([{"name": spec.name, "path": spec.path, "also": ";".join(spec.also), "prior": 1.0,
+                            "fitted": 0.37, "lower_95": 0.3, "upper_95": 0.45}])
+    (tmp_path / "parameters.yaml").write_text(
+        fitted_yaml(params, str(prior), "test", "manifest.json", {}, prior_doc=load_merged(prior)))
+    fitted = load_scenario(tmp_path / "parameters.yaml").resolved
+    assert [get_path(fitted, p) for p in spec.paths] == [0.37, 0.37]
+
+    bad, (line,) = _config_with(tmp_path, (
+        "also: [pathway.looked_after.variants.care_order.exits.other.age_multiplier.10-15]",
+        "also: [pathway.closed.sojourn.mean]"))
+    with pytest.raises(CaresimError) as err:
+        load_config(bad)
+    assert f"{bad}:{line}:" in str(err.value)
+    assert f"parameters[{i}].also[0]: pathway.closed.sojourn.mean is 80" in str(err.value)

@@ -71,6 +71,46 @@ def test_care_leavers_by_age_and_uasc_add_up(audited):
     assert 0 < uasc.to_numpy().sum() and (uasc <= ceased).all().all()
 
 
+def test_a_final_order_is_made_at_the_childs_own_age(tiny, la_inputs):
+    """Siblings' proceedings run together (at the youngest's age), but the final order is
+    each child's own: with placement orders only for children under 5, no sibling of 5 or
+    over is placed for adoption with a younger one (at the youngest's age each would be,
+    with probability about 0.2), and the siblings' cases still take the family's time."""
+    from caresim.scenario.model import Scenario
+
+    doc = tiny.resolved | {"pathway": dict(tiny.resolved["pathway"])}
+    proc = dict(doc["pathway"]["proceedings"])
+    exits = dict(proc["exits"])
+    exits["placement_order"] = dict(exits["placement_order"], p=0.2,
+                                    age_multiplier={b: 0.0 for b in ("5-9", "10-15", "16-17")})
+    doc["pathway"]["proceedings"] = proc | {"exits": exits}
+    sim = Simulation(Scenario.model_validate(doc), la_inputs, seed=5, replication=0, scale=1.0)
+    draw, seen = sim._draw, []
+
+    def spy(r, idx, t, family=False, elapsed=None):
+        e, dur = draw(r, idx, t, family, elapsed)
+        if r.state == S["proceedings"]:
+            seen.append((idx.copy(), np.asarray(t, float).copy(), e.copy(), dur.copy(), r.labels))
+        return e, dur
+
+    sim._draw = spy
+    sim.run()
+    k = sim.kids
+    older_siblings = placed = 0
+    for idx, t, e, dur, labels in seen:
+        age = (t - k.birth[idx]) / 365.25
+        po = np.asarray(labels)[e] == "placement_order"
+        assert not np.any(po & (age >= 5.0)), "a child of 5 or over got a placement order"
+        placed += int(po.sum())
+        fam = k.fam[idx]
+        for f in np.unique(fam[age < 5.0]):
+            group = fam == f
+            older_siblings += int(np.sum(group & (age >= 5.0)))
+            assert np.ptp(dur[group]) == 0.0  # the family's time
+    # 40 older siblings: at the youngest's age none placed has probability about 0.8^40
+    assert placed > 5 and older_siblings > 40, (placed, older_siblings)
+
+
 def test_each_child_in_one_valid_state_and_none_over_18(audited):
     rec, sim = audited
     assert rec[rec.metric == "audit.invalid_state"].value.sum() == 0

@@ -68,6 +68,10 @@ class _Strict(BaseModel):
 class ParamSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
     path: str = Field(description="dotted path into the scenario, e.g. court.capacity_cases.value")
+    also: list[str] = Field(
+        default_factory=list,
+        description="further paths set to the same value: one parameter shared by several "
+                    "transitions (their prior values must be equal)")
     bounds: tuple[float, float]
     log: bool = False
     year: int | None = Field(
@@ -81,7 +85,14 @@ class ParamSpec(_Strict):
             raise ValueError(f"bounds must be increasing, got {self.bounds}")
         if self.log and lo <= 0:
             raise ValueError("log-scale parameters need positive bounds")
+        if len(set(self.paths)) < len(self.paths):
+            raise ValueError(f"a path is given twice in path and also: {self.paths}")
         return self
+
+    @property
+    def paths(self) -> list[str]:
+        """Every scenario path the parameter sets: `path`, then `also`."""
+        return [self.path, *self.also]
 
 
 class LocalSpec(_Strict):
@@ -151,17 +162,25 @@ def _config_problems(cfg: CalibrationConfig, folder: Path):
             return
     prior = load_scenario(folder / cfg.scenario).resolved
     for i, spec in enumerate(cfg.parameters):
-        try:
-            value = get_value(prior, spec.path)
-        except PathError as exc:
-            hint = f"; did you mean {exc.suggestion!r}?" if exc.suggestion else ""
-            yield ("parameters", i, "path"), f"not in the prior scenario ({cfg.scenario}): {exc.message}{hint}"
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            yield ("parameters", i, "path"), f"{spec.path} is {value!r} in the prior scenario, not a number"
-        elif not spec.bounds[0] <= value <= spec.bounds[1]:
-            yield ("parameters", i, "bounds"), (f"the prior scenario's value {value:g} is outside "
-                                                f"the bounds {list(spec.bounds)}")
+        first = None
+        for j, path in enumerate(spec.paths):
+            key = ("parameters", i, "path") if j == 0 else ("parameters", i, "also", j - 1)
+            try:
+                value = get_value(prior, path)
+            except PathError as exc:
+                hint = f"; did you mean {exc.suggestion!r}?" if exc.suggestion else ""
+                yield key, f"not in the prior scenario ({cfg.scenario}): {exc.message}{hint}"
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                yield key, f"{path} is {value!r} in the prior scenario, not a number"
+            elif j == 0:
+                first = value
+                if not spec.bounds[0] <= value <= spec.bounds[1]:
+                    yield ("parameters", i, "bounds"), (f"the prior scenario's value {value:g} is outside "
+                                                        f"the bounds {list(spec.bounds)}")
+            elif first is not None and value != first:
+                yield key, (f"{path} is {value:g} in the prior scenario, {spec.path} is {first:g}: "
+                            "a shared parameter's paths must start equal")
     targets = load_targets(folder / cfg.targets)
     fitted = targets[targets.year.between(*cfg.train)]
     england = set(fitted.metric[fitted.geography == "England"])
@@ -247,7 +266,8 @@ class Problem:
     def scenario(self, theta: np.ndarray, years: int | None = None) -> Scenario:
         doc = copy.deepcopy(self.base)
         for spec, v in zip(self.config.parameters, theta):
-            set_path(doc, spec.path, float(v))
+            for path in spec.paths:
+                set_path(doc, path, float(v))
         doc["start"] = self.config.start.isoformat()
         doc["years"] = years or (self.config.train[1] - self.config.start.year)
         doc["arrivals"]["referrals"]["use_published"] = True
@@ -516,17 +536,19 @@ def fitted_yaml(params: pd.DataFrame, prior_rel: str, command: str, manifest_rel
         "# Fitted values (95% interval):",
     ]
     for r in params.itertuples():
-        *parents, last = r.path.split(".")
-        node, prior_node = doc, prior_doc
-        for seg in parents:
-            node, prior_node = _descend(node, prior_node, seg, r.path)
-        node[last] = round(float(r.fitted), 6)
-        if last in ("value", "p", "mean"):
-            node["note"] = (f"fitted by caresim calibrate ({manifest_rel}): {r.fitted:.4g}, 95% "
-                            f"interval {r.lower_95:.4g} to {r.upper_95:.4g}; prior {r.prior:.4g} "
-                            "(scenarios/baseline_derived.yaml)")
-            node["range"] = [round(float(r.lower_95), 6), round(float(r.upper_95), 6)]
-        lines.append(f"#   {r.name:<32} {r.path} = {r.fitted:.6g}  [{r.lower_95:.4g}, {r.upper_95:.4g}]")
+        paths = [r.path, *filter(None, r.also.split(";"))]
+        for path in paths:
+            *parents, last = path.split(".")
+            node, prior_node = doc, prior_doc
+            for seg in parents:
+                node, prior_node = _descend(node, prior_node, seg, path)
+            node[last] = round(float(r.fitted), 6)
+            if last in ("value", "p", "mean"):
+                node["note"] = (f"fitted by caresim calibrate ({manifest_rel}): {r.fitted:.4g}, 95% "
+                                f"interval {r.lower_95:.4g} to {r.upper_95:.4g}; prior {r.prior:.4g} "
+                                "(scenarios/baseline_derived.yaml)")
+                node["range"] = [round(float(r.lower_95), 6), round(float(r.upper_95), 6)]
+        lines.append(f"#   {r.name:<32} {' = '.join(paths)} = {r.fitted:.6g}  [{r.lower_95:.4g}, {r.upper_95:.4g}]")
     y = YAML()
     y.default_flow_style = False
     buf = io.StringIO()
@@ -564,7 +586,7 @@ def parameter_samples(cfg: CalibrationConfig, fit: FitResult) -> pd.DataFrame:
     rows = []
     for d, theta in enumerate(fit.draws):
         for s, v in zip(cfg.parameters, theta):
-            rows.append({"draw": d, "name": s.name, "path": s.path, "value": float(v)})
+            rows.extend({"draw": d, "name": s.name, "path": path, "value": float(v)} for path in s.paths)
     return pd.DataFrame(rows)
 
 
@@ -572,6 +594,7 @@ def parameters_table(cfg: CalibrationConfig, fit: FitResult, prior: np.ndarray) 
     return pd.DataFrame({
         "name": [s.name for s in cfg.parameters],
         "path": [s.path for s in cfg.parameters],
+        "also": [";".join(s.also) for s in cfg.parameters],
         "prior": prior,
         "fitted": fit.theta,
         "lower_95": fit.lower,

@@ -889,28 +889,37 @@ class Simulation:
               elapsed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exit and duration for children starting a stay in rule `r` at times t.
 
-        With `family`, the draws are the family's (siblings in step share them), except a
-        court's final order, which is each child's own."""
+        With `family`, the draws are the family's (siblings in step share them, at the
+        youngest's age), except a court's final order, which is each child's own: its own
+        uniform and its own age (a placement order's age multipliers are the child's), while
+        the time is still the family's."""
         k = self.kids
+        own = family and r.state == S["proceedings"]
         ids_time = k.fam[idx] if family else idx
-        ids_exit = k.fam[idx] if (family and r.state != S["proceedings"]) else idx
+        ids_exit = idx if (own or not family) else k.fam[idx]
         u_exit = self._u(f"exit:{r.rule_id}", ids_exit, k.nev[idx])
         u_time = self._u(f"time:{r.rule_id}", ids_time, k.nev[idx])
         age = (t - k.birth[idx]) / DAYS_PER_YEAR
-        if family:
-            age = _youngest_in_family(k.fam[idx], age)
+        own_band = age_band(age)
+        band = age_band(_youngest_in_family(k.fam[idx], age)) if family else own_band
         hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx]], axis=1)
-        band = age_band(age)
         t_stay = t if elapsed is None else t - elapsed
         year = self._financial_year(t_stay) if r.trends else None
-        e, dur = r.draw(u_exit, u_time, k.la[idx], band, hist, elapsed=elapsed, year=year)
         sched = self._effect_schedule(r, idx, t_stay, family)
-        if sched is not None:
-            sel, breaks, mults = sched
-            e[sel], dur[sel] = r.draw_piecewise(
-                u_exit[sel], u_time[sel], k.la[idx[sel]], band[sel], hist[sel], breaks, mults,
-                elapsed=None if elapsed is None else elapsed[sel],
-                year=None if year is None else year[sel])
+
+        def draw(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            e, dur = r.draw(u_exit, u_time, k.la[idx], b, hist, elapsed=elapsed, year=year)
+            if sched is not None:
+                sel, breaks, mults = sched
+                e[sel], dur[sel] = r.draw_piecewise(
+                    u_exit[sel], u_time[sel], k.la[idx[sel]], b[sel], hist[sel], breaks, mults,
+                    elapsed=None if elapsed is None else elapsed[sel],
+                    year=None if year is None else year[sel])
+            return e, dur
+
+        e, dur = draw(band)
+        if own and np.any(own_band != band):
+            e = draw(own_band)[0]
         return e, dur
 
     # -- interventions --------------------------------------------------------------------
