@@ -396,7 +396,12 @@ def test_a_shared_parameter_sets_every_path_and_is_written_at_each(tmp_path):
     from caresim.errors import CaresimError
     from caresim.scenario.loader import load_merged
 
-    cfg, path = load_config(ROOT / "calibration" / "config.yaml")
+    shared = ("  - {name: other_exit_10_15, path: pathway.looked_after.variants.s20.exits.other.age_multiplier.10-15, "
+              "also: [pathway.looked_after.variants.care_order.exits.other.age_multiplier.10-15], "
+              "bounds: [0.05, 2.0], log: true}\n")
+    anchor = "  - {name: care_order_mean_days,"
+    path, _ = _config_with(tmp_path, (anchor, shared + anchor))
+    cfg, path = load_config(path)
     i = next(i for i, p in enumerate(cfg.parameters) if p.name == "other_exit_10_15")
     spec = cfg.parameters[i]
     assert len(spec.paths) == 2 and spec.paths[0] != spec.paths[1]
@@ -421,9 +426,9 @@ def test_a_shared_parameter_sets_every_path_and_is_written_at_each(tmp_path):
     fitted = load_scenario(tmp_path / "parameters.yaml").resolved
     assert [get_path(fitted, p) for p in spec.paths] == [0.37, 0.37]
 
-    bad, (line,) = _config_with(tmp_path, (
+    bad, (line,) = _config_with(tmp_path, (anchor, shared.replace(
         "also: [pathway.looked_after.variants.care_order.exits.other.age_multiplier.10-15]",
-        "also: [pathway.closed.sojourn.mean]"))
+        "also: [pathway.closed.sojourn.mean]") + anchor))
     with pytest.raises(CaresimError) as err:
         load_config(bad)
     assert f"{bad}:{line}:" in str(err.value)
