@@ -58,7 +58,7 @@ def test_looked_after_stock_equals_start_plus_starts_minus_ceased(audited):
 
 def test_care_leavers_by_age_and_uasc_add_up(audited):
     """Care leavers by age on ceasing (under 18) plus those leaving at 18 are every leaver;
-    UASC leavers are some of them, and none of the babies."""
+    UASC leavers are some of them."""
     rec, _ = audited
     ceased = _wide(rec, "care_ceased")
     bands = sum(_wide(rec, f"care_ceased.age_{b}").reindex_like(ceased).fillna(0.0) for b in START_AGE_BANDS)
