@@ -173,3 +173,52 @@ def test_plans_with_a_baby_in_the_family_run_at_the_babies_pace(tiny, la_inputs)
     for timed_by_baby in (d.timed_age < 1, (d.timed_age < 1) & (d.own_age >= 1)):
         r, se_r = ratio(d.days[timed_by_baby], others)
         assert abs(r - 0.3) < 4 * se_r, (r, se_r)
+
+
+def test_placement_order_stock_has_the_ages_orders_are_made_at(tiny, la_inputs):
+    """The children on placement orders at the start were given them at the ages children
+    come into care (the LA's starts by age, less UASC) weighted by the chance that an order
+    at that age is a placement order, plus the time in court; they are older by the time
+    since, drawn from the stay's equilibrium. With placement orders for under-5s only,
+    every child's age at the order is under 5 plus the court's time (the looked-after
+    stock's ages, two thirds 10 and over, failed this), the share who came in as babies
+    is the starts' (within 4 standard errors), and the time since has the gamma stay's
+    equilibrium mean, mean x (1 + 1/shape) / 2 (within 4 standard errors)."""
+    from caresim.engine import initial
+    from caresim.engine.simulation import Simulation
+    from caresim.pathway.compiled import DAYS_PER_YEAR, HISTORY_FLAGS, LEGAL_INDEX, STATE_INDEX
+    from caresim.scenario.model import Scenario
+
+    doc = tiny.resolved | {"pathway": dict(tiny.resolved["pathway"])}
+    proc = dict(doc["pathway"]["proceedings"])
+    proc["exits"] = dict(proc["exits"])
+    proc["exits"]["placement_order"] = dict(
+        proc["exits"]["placement_order"], age_multiplier={"5-9": 0.0, "10-15": 0.0, "16-17": 0.0})
+    doc["pathway"]["proceedings"] = proc
+    sc = Scenario.model_validate(doc).model_copy(update={"years": 1})
+    many = la_inputs.assign(cla_at31_placement_order=la_inputs.cla_at31_placement_order * 40)
+    sim = Simulation(sc, many, seed=5, replication=0, scale=1.0)
+    initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
+    k, n = sim.kids, sim.kids.n
+    po = np.flatnonzero(k.in_care[:n] & (k.legal[:n] == LEGAL_INDEX["placement_order"]))
+    assert po.size > 1000
+    since = -k.t_enter[po]
+    at_order = (-k.birth[po] - since) / DAYS_PER_YEAR
+    r = sim.proc_rule
+    assert r.age_duration[0] == r.age_duration[1]  # the court's time is the same under 5
+    court = r.sojourn.mean * r.age_duration[0] / DAYS_PER_YEAR
+    entry = at_order - court
+    assert entry.min() >= 0.0 and entry.max() < 5.0
+
+    # the share who came in as babies: each LA's, weighted by its placement-order stock
+    q = r.exit_probabilities(np.arange(2), np.zeros((2, len(HISTORY_FLAGS)), bool))
+    q = q[:, r.labels.index("placement_order")]
+    babies = sim.las.column("cla_starts_age_u1") * q[0]
+    toddlers = sim.las.column("cla_starts_age_1_4") * q[1]
+    p = float(np.mean((babies / np.maximum(babies + toddlers, 1e-12))[k.la[po]]))
+    se = np.sqrt(p * (1 - p) / po.size)
+    assert abs((entry < 1.0).mean() - p) < 4 * se
+
+    rule = sim.pathway.rule(STATE_INDEX["looked_after"], "placement_order")
+    expected = float(np.mean(rule.sojourn.mean * (1 + 1 / 3.0) / 2 * rule.duration[k.la[po]]))
+    assert abs(since.mean() - expected) < 4 * since.std() / np.sqrt(po.size)

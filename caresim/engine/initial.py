@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
+from caresim.pathway.compiled import DAYS_PER_YEAR, HISTORY_FLAGS, LEGAL_INDEX, STATE_INDEX, age_band
 from caresim.scenario.model import AGE_BAND_EDGES, AGE_BANDS, PLACEMENTS
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ CPP_BANDS = (("cpp_at31_le3m", 0, 91), ("cpp_at31_3to6m", 91, 182),
              ("cpp_at31_2yplus", 730, np.inf))  # DfE's last band is open
 AGE_COLS = ("cla_at31_age_u1", "cla_at31_age_1_4", "cla_at31_age_5_9", "cla_at31_age_10_15",
             "cla_at31_age_16p")
+START_AGE_COLS = tuple(c.replace("at31", "starts") for c in AGE_COLS)
 
 
 @dataclass
@@ -157,16 +158,19 @@ class _Builder:
 
         return _youngest_in_family(self.kids.fam[idx], -self.kids.birth[idx])
 
-    def elapsed(self, idx: np.ndarray, cap_days: np.ndarray | None = None) -> np.ndarray:
+    def elapsed(self, idx: np.ndarray, cap_days: np.ndarray | None = None,
+                by_age: bool = True) -> np.ndarray:
         """Time already spent, from the equilibrium of each child's current rule (shared
         within a family: capped by the youngest sibling's age, so that the siblings' later
-        draws, which are the family's, keep them together)."""
+        draws, which are the family's, keep them together). `by_age=False`: the children's
+        ages are those at the stay's start and do not cap it (the caller ages them by it)."""
         sim, k = self.sim, self.kids
         rids = sim._variant(idx)
         out = np.zeros(idx.size)
         u = self.family_uniform(idx)
-        age_days = self.youngest_age_days(idx)
-        cap = age_days if cap_days is None else np.minimum(age_days, cap_days)
+        cap = self.youngest_age_days(idx) if by_age else np.full(idx.size, np.inf)
+        if cap_days is not None:
+            cap = np.minimum(cap, cap_days)
         for rid in np.unique(rids):
             sel = rids == rid
             r = sim.pathway.rules[rid]
@@ -335,6 +339,38 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
     return np.concatenate(ages) if ages else np.empty(0)
 
 
+def _placement_order_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Ages at which the children on placement orders at the start had their orders made.
+
+    Nothing is published of this stock's ages, and the looked-after children's (two thirds
+    aged 10 and over) had about 800 children of 10 to 17 adopted in the first projected year.
+    A placement order is made at the end of care proceedings, for a child who came into care
+    at their start: the order's age is the age on coming into care (each LA's published
+    starts by age band, less UASC, uniform within the band) weighted by the chance that a
+    court's final order at that age is a placement order (the proceedings' exits with their
+    age multipliers), plus the proceedings' mean time at the normal pace. The time since the
+    order is added by the caller, from the stay's own equilibrium."""
+    from caresim.engine.simulation import sample_bands
+
+    las = sim.las
+    starts = np.stack([las.column(c) for c in START_AGE_COLS], axis=1)
+    p_uasc = sim.sc.arrivals.uasc.age_at_arrival
+    uasc = las.column("cla_starts_uasc")[:, None] * np.array([p_uasc.get(b, 0.0) for b in AGE_BANDS])
+    starts = np.maximum(np.nan_to_num(starts - uasc), 0.0)
+    r = sim.proc_rule
+    bands = np.arange(len(AGE_BANDS))
+    q = r.exit_probabilities(bands, np.zeros((bands.size, len(HISTORY_FLAGS)), bool))
+    p_order = q[:, r.labels.index("placement_order")]
+    court_years = r.sojourn.mean * r.age_duration / DAYS_PER_YEAR
+    ages = []
+    for i, c in enumerate(counts):
+        if c:
+            w = starts[i] * p_order if starts[i].sum() > 0 else p_order
+            entry = sample_bands(g.random(int(c)), dict(zip(AGE_BANDS, w)))
+            ages.append(entry + court_years[age_band(entry)])
+    return np.minimum(np.concatenate(ages), 18.0 - 1e-6) if ages else np.empty(0)
+
+
 def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult:
     """Create the children in the system at the start date; fills `occupied` places."""
     from caresim.engine.simulation import sample_bands
@@ -356,8 +392,11 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
                                       ("placement_order", col("cla_at31_placement_order"), False),
                                       ("s20", s20, False), ("s20", col("cla_at31_uasc"), True)):
         counts, sizes = b.counts(published, families=legal == "s20" and not is_uasc)
+        by_order = legal == "placement_order"
         if is_uasc:  # older than at arrival: the stock's ages at equilibrium
             ages = uasc_stock_ages(g.random(int(counts.sum())), sim.sc.arrivals.uasc.age_at_arrival)
+        elif by_order:  # the ages the orders were made at; the time since is added below
+            ages = _placement_order_ages(sim, counts, g)
         else:
             ages = _cla_ages(sim, counts, g)
         idx = b.add(counts, "looked_after", ages=ages, sizes=sizes)
@@ -367,8 +406,16 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
         if not is_uasc and stock_prior is not None:
             sim.prior_history(idx, stock_prior)
         sim.kids.uasc[idx] = is_uasc
+        if by_order:
+            # the time since the order, drawn at the order's age band; the children are
+            # older by it (and under 18)
+            el = b.elapsed(idx, by_age=False)
+            el = np.minimum(el, 18.0 * DAYS_PER_YEAR - 1.0 + sim.kids.birth[idx])
+            sim.kids.birth[idx] -= el
+        else:
+            el = b.elapsed(idx)
         b.place(idx, no_adoption)
-        b.start(idx, b.elapsed(idx))
+        b.start(idx, el)
 
     # -- care proceedings in progress: in interim care, and at home
     ico, ico_sizes = b.counts(col("cla_at31_ico"))
