@@ -222,3 +222,53 @@ def test_placement_order_stock_has_the_ages_orders_are_made_at(tiny, la_inputs):
     rule = sim.pathway.rule(STATE_INDEX["looked_after"], "placement_order")
     expected = float(np.mean(rule.sojourn.mean * (1 + 1 / 3.0) / 2 * rule.duration[k.la[po]]))
     assert abs(since.mean() - expected) < 4 * since.std() / np.sqrt(po.size)
+
+
+def test_interim_care_stock_has_the_ages_children_come_into_care_at(tiny, la_inputs):
+    """Children in interim care at the start came into care when the proceedings were
+    issued: their ages at issue are the LA's care starts by age (less UASC), and they are
+    older now by the time since issue, which their age at issue does not cap. The
+    looked-after stock's ages (about 5% under 1 against about a fifth of the starts, and
+    no shift by the time since issue) failed both checks."""
+    from caresim.engine import initial
+    from caresim.engine.simulation import Simulation
+    from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX
+    from caresim.scenario.model import AGE_BANDS
+
+    from caresim.scenario.model import Scenario
+
+    # forty times the interim care orders, and forty times the court's capacity, so that
+    # the time already spent runs at the same pace
+    doc = tiny.resolved | {"court": dict(tiny.resolved["court"])}
+    cap = doc["court"]["capacity_cases"]
+    doc["court"]["capacity_cases"] = dict(cap, value=cap["value"] * 40,
+                                          range=[v * 40 for v in cap["range"]])
+    sc = Scenario.model_validate(doc).model_copy(update={"years": 1})
+    many = la_inputs.assign(cla_at31_ico=la_inputs.cla_at31_ico * 40)
+    sim = Simulation(sc, many, seed=6, replication=0, scale=1.0)
+    initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
+    k, n = sim.kids, sim.kids.n
+    ico = np.flatnonzero(k.in_care[:n] & (k.legal[:n] == LEGAL_INDEX["interim_care_order"]))
+    assert ico.size > 1000
+    since = -k.t_enter[ico]
+    assert (since > 0).all()
+    age_now = -k.birth[ico] / DAYS_PER_YEAR
+    at_issue = age_now - since / DAYS_PER_YEAR
+    kept = age_now < 18.0 - 2.0 / DAYS_PER_YEAR  # not held below 18
+    assert kept.mean() > 0.95
+    assert at_issue[kept].min() >= -1e-9
+
+    las = sim.las
+    uasc_p = sc.arrivals.uasc.age_at_arrival
+    starts = np.stack([las.column(c) - las.column("cla_starts_uasc") * uasc_p.get(b, 0.0)
+                       for c, b in zip(initial.START_AGE_COLS, AGE_BANDS)],
+                      axis=1)
+    starts = np.maximum(starts, 0.0)
+    p_la = starts[:, 0] / starts.sum(axis=1)
+    p = float(np.mean(p_la[k.la[ico[kept]]]))
+    babies = at_issue[kept] < 1.0
+    se = np.sqrt(p * (1 - p) / babies.size)
+    assert abs(babies.mean() - p) < 4 * se
+    # the time since issue is not cut to the age at issue: capped by it, no baby would have
+    # been in court for longer than they had lived when it began (about half have here)
+    assert np.mean(since[kept][babies] > at_issue[kept][babies] * DAYS_PER_YEAR) > 0.3

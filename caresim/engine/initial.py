@@ -339,17 +339,10 @@ def _cla_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> 
     return np.concatenate(ages) if ages else np.empty(0)
 
 
-def _placement_order_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
-    """Ages at which the children on placement orders at the start had their orders made.
-
-    Nothing is published of this stock's ages, and the looked-after children's (two thirds
-    aged 10 and over) had about 800 children of 10 to 17 adopted in the first projected year.
-    A placement order is made at the end of care proceedings, for a child who came into care
-    at their start: the order's age is the age on coming into care (each LA's published
-    starts by age band, less UASC, uniform within the band) weighted by the chance that a
-    court's final order at that age is a placement order (the proceedings' exits with their
-    age multipliers), plus the proceedings' mean time at the normal pace. The time since the
-    order is added by the caller, from the stay's own equilibrium."""
+def _care_entry_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator,
+                     weight: np.ndarray | None = None) -> np.ndarray:
+    """Ages on coming into care: each LA's published care starts by age band, less UASC
+    (created separately), uniform within the band, each band weighted by `weight`."""
     from caresim.engine.simulation import sample_bands
 
     las = sim.las
@@ -357,18 +350,32 @@ def _placement_order_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Ge
     p_uasc = sim.sc.arrivals.uasc.age_at_arrival
     uasc = las.column("cla_starts_uasc")[:, None] * np.array([p_uasc.get(b, 0.0) for b in AGE_BANDS])
     starts = np.maximum(np.nan_to_num(starts - uasc), 0.0)
-    r = sim.proc_rule
-    bands = np.arange(len(AGE_BANDS))
-    q = r.exit_probabilities(bands, np.zeros((bands.size, len(HISTORY_FLAGS)), bool))
-    p_order = q[:, r.labels.index("placement_order")]
-    court_years = r.sojourn.mean * r.age_duration / DAYS_PER_YEAR
+    w = np.ones(len(AGE_BANDS)) if weight is None else weight
     ages = []
     for i, c in enumerate(counts):
         if c:
-            w = starts[i] * p_order if starts[i].sum() > 0 else p_order
-            entry = sample_bands(g.random(int(c)), dict(zip(AGE_BANDS, w)))
-            ages.append(entry + court_years[age_band(entry)])
-    return np.minimum(np.concatenate(ages), 18.0 - 1e-6) if ages else np.empty(0)
+            row = starts[i] * w if starts[i].sum() > 0 else w
+            ages.append(sample_bands(g.random(int(c)), dict(zip(AGE_BANDS, row))))
+    return np.concatenate(ages) if ages else np.empty(0)
+
+
+def _placement_order_ages(sim: "Simulation", counts: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Ages at which the children on placement orders at the start had their orders made.
+
+    Nothing is published of this stock's ages, and the looked-after children's (two thirds
+    aged 10 and over) had about 800 children of 10 to 17 adopted in the first projected year.
+    A placement order is made at the end of care proceedings, for a child who came into care
+    at their start: the order's age is the age on coming into care (`_care_entry_ages`)
+    weighted by the chance that a court's final order at that age is a placement order (the
+    proceedings' exits with their age multipliers), plus the proceedings' mean time at the
+    normal pace. The time since the order is added by the caller, from the stay's own
+    equilibrium."""
+    r = sim.proc_rule
+    bands = np.arange(len(AGE_BANDS))
+    q = r.exit_probabilities(bands, np.zeros((bands.size, len(HISTORY_FLAGS)), bool))
+    entry = _care_entry_ages(sim, counts, g, weight=q[:, r.labels.index("placement_order")])
+    court_years = r.sojourn.mean * r.age_duration / DAYS_PER_YEAR
+    return np.minimum(entry + court_years[age_band(entry)], 18.0 - 1e-6)
 
 
 def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult:
@@ -420,13 +427,15 @@ def initial_population(sim: "Simulation", occupied: np.ndarray) -> InitialResult
     # -- care proceedings in progress: in interim care, and at home
     ico, ico_sizes = b.counts(col("cla_at31_ico"))
     at_home, home_sizes = b.counts(assumed.get("proceedings", 0.0) * b.ref_share)
-    idx_ico = b.add(ico, "proceedings", ages=_cla_ages(sim, ico, g), sizes=ico_sizes)
+    # children in interim care came into care at the issue of the proceedings: their ages
+    # are the ages on coming into care, made older by the time since issue (_preload_court)
+    idx_ico = b.add(ico, "proceedings", ages=_care_entry_ages(sim, ico, g), sizes=ico_sizes)
     b.care(idx_ico, "interim_care_order")
     b.place(idx_ico, no_adoption)
     idx_home = b.add(at_home, "proceedings", sizes=home_sizes)
     if stock_prior is not None:
         sim.prior_history(np.concatenate([idx_ico, idx_home]), stock_prior)
-    _preload_court(sim, b, np.concatenate([idx_ico, idx_home]))
+    _preload_court(sim, b, np.concatenate([idx_ico, idx_home]), aged=idx_ico.size)
 
     # -- child protection plans with published time so far
     # A plan's length scales with the age band it started in (the sojourn's age_multiplier
@@ -493,8 +502,13 @@ def _elapsed_in_band(sojourn, u: np.ndarray, lo: float, hi: float) -> np.ndarray
     return np.interp(u * cum[-1], cum, t)
 
 
-def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
-    """Cases in progress at the start: one per family, with the work still to do."""
+def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray, aged: int = 0) -> None:
+    """Cases in progress at the start: one per family, with the work still to do.
+
+    The first `aged` children of `idx` were given their ages at issue (interim care from
+    the start of proceedings): their time since issue is not capped by that age, and they
+    are made older by it (and kept under 18). The others' ages are their ages now, which
+    cap the time since issue."""
     if idx.size == 0:
         return
     k = sim.kids
@@ -503,7 +517,8 @@ def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
     k.nxt[idx] = e
     k.rule[idx] = r.rule_id
     k.t_next[idx] = np.inf
-    sim.watch_age_in_court(idx)
+    is_aged = np.zeros(k.birth.size, bool)
+    is_aged[idx[:aged]] = True
     order = np.argsort(k.fam[idx], kind="stable")
     idx = idx[order]
     cut = np.flatnonzero(np.diff(k.fam[idx])) + 1
@@ -512,7 +527,7 @@ def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
     u_el = b.g.random(first.size)
     u_rem = b.g.random(first.size)
     d = r.time_scale(k.la[first], age_band(-k.birth[first] / DAYS_PER_YEAR))
-    cap = -k.birth[first] / d
+    cap = np.where(is_aged[first], np.inf, -k.birth[first] / d)
     el = r.sojourn.sample_elapsed(u_el, cap)
     rem = r.sojourn.sample_residual(u_rem, el) * d
     areas = sim.court_area[k.la[first]]
@@ -524,3 +539,6 @@ def _preload_court(sim: "Simulation", b: _Builder, idx: np.ndarray) -> None:
         t_issue = -e0 * stretch[a]
         k.t_enter[grp] = t_issue
         b.result.court_cases.append((a, (grp, t_issue), w))
+    old = idx[is_aged[idx]]
+    k.birth[old] = np.maximum(k.birth[old] + k.t_enter[old], -(18.0 * DAYS_PER_YEAR - 1.0))
+    sim.watch_age_in_court(idx)
