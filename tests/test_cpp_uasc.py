@@ -175,6 +175,23 @@ def test_plans_with_a_baby_in_the_family_run_at_the_babies_pace(tiny, la_inputs)
         assert abs(r - 0.3) < 4 * se_r, (r, se_r)
 
 
+
+def _starting_stock(sc, la_inputs, column: str, legal: str, seed: int):
+    """The starting population of a one-year run with 40 times the published `column`,
+    and the looked-after children of legal status `legal` in it (more than 1,000)."""
+    from caresim.engine import initial
+    from caresim.engine.simulation import Simulation
+    from caresim.pathway.compiled import LEGAL_INDEX
+
+    many = la_inputs.assign(**{column: la_inputs[column] * 40})
+    sim = Simulation(sc.model_copy(update={"years": 1}), many, seed=seed, replication=0, scale=1.0)
+    initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
+    k, n = sim.kids, sim.kids.n
+    idx = np.flatnonzero(k.in_care[:n] & (k.legal[:n] == LEGAL_INDEX[legal]))
+    assert idx.size > 1000
+    return sim, idx
+
+
 def test_placement_order_stock_has_the_ages_orders_are_made_at(tiny, la_inputs):
     """The children on placement orders at the start were given them at the ages children
     come into care (the LA's starts by age, less UASC) weighted by the chance that an order
@@ -184,9 +201,7 @@ def test_placement_order_stock_has_the_ages_orders_are_made_at(tiny, la_inputs):
     stock's ages, two thirds 10 and over, failed this), the share who came in as babies
     is the starts' (within 4 standard errors), and the time since has the gamma stay's
     equilibrium mean, mean x (1 + 1/shape) / 2 (within 4 standard errors)."""
-    from caresim.engine import initial
-    from caresim.engine.simulation import Simulation
-    from caresim.pathway.compiled import DAYS_PER_YEAR, HISTORY_FLAGS, LEGAL_INDEX, STATE_INDEX
+    from caresim.pathway.compiled import DAYS_PER_YEAR, HISTORY_FLAGS, STATE_INDEX
     from caresim.scenario.model import Scenario
 
     doc = tiny.resolved | {"pathway": dict(tiny.resolved["pathway"])}
@@ -195,13 +210,9 @@ def test_placement_order_stock_has_the_ages_orders_are_made_at(tiny, la_inputs):
     proc["exits"]["placement_order"] = dict(
         proc["exits"]["placement_order"], age_multiplier={"5-9": 0.0, "10-15": 0.0, "16-17": 0.0})
     doc["pathway"]["proceedings"] = proc
-    sc = Scenario.model_validate(doc).model_copy(update={"years": 1})
-    many = la_inputs.assign(cla_at31_placement_order=la_inputs.cla_at31_placement_order * 40)
-    sim = Simulation(sc, many, seed=5, replication=0, scale=1.0)
-    initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
-    k, n = sim.kids, sim.kids.n
-    po = np.flatnonzero(k.in_care[:n] & (k.legal[:n] == LEGAL_INDEX["placement_order"]))
-    assert po.size > 1000
+    sim, po = _starting_stock(Scenario.model_validate(doc), la_inputs, "cla_at31_placement_order",
+                              "placement_order", seed=5)
+    k = sim.kids
     since = -k.t_enter[po]
     at_order = (-k.birth[po] - since) / DAYS_PER_YEAR
     r = sim.proc_rule
@@ -231,11 +242,8 @@ def test_interim_care_stock_has_the_ages_children_come_into_care_at(tiny, la_inp
     looked-after stock's ages (about 5% under 1 against about a fifth of the starts, and
     no shift by the time since issue) failed both checks."""
     from caresim.engine import initial
-    from caresim.engine.simulation import Simulation
-    from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX
-    from caresim.scenario.model import AGE_BANDS
-
-    from caresim.scenario.model import Scenario
+    from caresim.pathway.compiled import DAYS_PER_YEAR
+    from caresim.scenario.model import AGE_BANDS, Scenario
 
     # forty times the interim care orders, and forty times the court's capacity, so that
     # the time already spent runs at the same pace
@@ -243,13 +251,9 @@ def test_interim_care_stock_has_the_ages_children_come_into_care_at(tiny, la_inp
     cap = doc["court"]["capacity_cases"]
     doc["court"]["capacity_cases"] = dict(cap, value=cap["value"] * 40,
                                           range=[v * 40 for v in cap["range"]])
-    sc = Scenario.model_validate(doc).model_copy(update={"years": 1})
-    many = la_inputs.assign(cla_at31_ico=la_inputs.cla_at31_ico * 40)
-    sim = Simulation(sc, many, seed=6, replication=0, scale=1.0)
-    initial.initial_population(sim, np.zeros_like(sim._plc_capacity))
-    k, n = sim.kids, sim.kids.n
-    ico = np.flatnonzero(k.in_care[:n] & (k.legal[:n] == LEGAL_INDEX["interim_care_order"]))
-    assert ico.size > 1000
+    sc = Scenario.model_validate(doc)
+    sim, ico = _starting_stock(sc, la_inputs, "cla_at31_ico", "interim_care_order", seed=6)
+    k = sim.kids
     since = -k.t_enter[ico]
     assert (since > 0).all()
     age_now = -k.birth[ico] / DAYS_PER_YEAR
