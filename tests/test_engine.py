@@ -111,6 +111,76 @@ def test_a_final_order_is_made_at_the_childs_own_age(tiny, la_inputs):
     assert placed > 5 and older_siblings > 40, (placed, older_siblings)
 
 
+def _final_orders_by_care(tiny, la_inputs, at_home: float):
+    """Run the tiny scenario with final care and placement orders at `at_home` times the
+    rate for children not in care during the proceedings; returns the records and, for
+    every child whose final order was drawn, whether it was in care and whether the order
+    drawn was a care or placement order."""
+    from caresim.scenario.model import Scenario
+
+    doc = tiny.resolved | {"pathway": dict(tiny.resolved["pathway"])}
+    proc = dict(doc["pathway"]["proceedings"])
+    exits = {k: dict(v) for k, v in proc["exits"].items()}
+    for name in ("care_order", "placement_order"):
+        exits[name]["history_multiplier"] = {"at_home": at_home}
+    doc["pathway"]["proceedings"] = proc | {"exits": exits}
+    # most proceedings from pre-proceedings, few children in interim care at issue: many
+    # are at home during the proceedings
+    pre = dict(doc["pathway"]["pre_proceedings"])
+    doc["pathway"]["pre_proceedings"] = pre | {"exits": {
+        "proceedings": {"to": "proceedings", "p": 0.8},
+        "child_in_need": {"to": "child_in_need", "p": "rest"}}}
+    doc["court"] = doc["court"] | {"interim_care_at_issue": {"value": 0.2}}
+    sim = Simulation(Scenario.model_validate(doc), la_inputs, seed=5, replication=0, scale=1.0)
+    draw, in_care, order = sim._draw, [], []
+
+    def spy(r, idx, t, family=False, elapsed=None):
+        e, dur = draw(r, idx, t, family, elapsed)
+        if r.state == S["proceedings"]:
+            in_care.append(sim.kids.in_care[idx].copy())
+            order.append(np.isin(np.asarray(r.labels)[e], ["care_order", "placement_order"]))
+        return e, dur
+
+    sim._draw = spy
+    rec = sim.run()
+    return rec, np.concatenate(in_care), np.concatenate(order)
+
+
+def test_a_child_at_home_in_proceedings_gets_final_orders_at_the_multipliers_rate(tiny, la_inputs):
+    """`history_multiplier: {at_home: m}` on the court's care and placement orders scales
+    them for children not in care during the proceedings (not in interim care at issue)
+    and for no one else: with m = 0 no such child is given one and starts of care on a
+    final order all but stop, while children in interim care get them as often as with
+    m = 1."""
+    rec0, care0, order0 = _final_orders_by_care(tiny, la_inputs, 0.0)
+    rec1, care1, order1 = _final_orders_by_care(tiny, la_inputs, 1.0)
+    assert (~care0).sum() > 50 and care0.sum() > 100, ((~care0).sum(), care0.sum())
+    assert not order0[~care0].any()
+    # starts on a final order: at m = 1 one for each child at home given an order; at m = 0
+    # only the tiny scenario's SGO breakdowns (which re-enter on a care order) are left
+    final = ["care_starts.care_order", "care_starts.placement_order"]
+    starts0 = rec0[rec0.metric.isin(final)].value.sum()
+    starts1 = rec1[rec1.metric.isin(final)].value.sum()
+    assert starts1 >= 0.8 * order1[~care1].sum() and starts0 < starts1 / 5, (starts0, starts1)
+    # at m = 1 the flag changes nothing: children at home get orders at the in-care rate
+    # (0.57 in the tiny scenario), within 4 standard errors; at m = 0 the in-care rate holds
+    for share, n in ((order1[~care1].mean(), (~care1).sum()), (order0[care0].mean(), care0.sum())):
+        se = np.sqrt(0.57 * 0.43 / n)
+        assert abs(share - order1[care1].mean()) < 4 * se + 4 * np.sqrt(0.57 * 0.43 / care1.sum()), share
+
+
+def test_care_starts_by_legal_status_add_up_to_all_starts(audited):
+    """care_starts.<legal_status> partition the year's care starts, LA by LA, and the run
+    has starts under s20 and on interim care orders."""
+    from caresim.scenario.model import LEGAL_STATUSES
+
+    rec, _ = audited
+    year = _wide(rec, "care_starts")
+    parts = {s: _wide(rec, f"care_starts.{s}").reindex_like(year).fillna(0.0) for s in LEGAL_STATUSES}
+    np.testing.assert_allclose(sum(parts.values()).to_numpy(), year.to_numpy(), rtol=1e-12, atol=1e-9)
+    assert parts["s20"].to_numpy().sum() > 0 and parts["interim_care_order"].to_numpy().sum() > 0
+
+
 def test_each_child_in_one_valid_state_and_none_over_18(audited):
     rec, sim = audited
     assert rec[rec.metric == "audit.invalid_state"].value.sum() == 0

@@ -92,7 +92,9 @@ def test_metric_names_kinds_and_units(targets: pd.DataFrame) -> None:
     for metric, kind, unit in targets[["metric", "kind", "unit"]].drop_duplicates().itertuples(index=False):
         if "/" in metric:
             numerator, denominator = metric.split("/")
-            assert set(numerator.split("+")) <= set(tg.COUNTS) and denominator in tg.COUNTS, metric
+            # a count, or a sum of counts (A+C) as a count of its own or of its parts
+            parts_known = numerator in tg.COUNTS or set(numerator.split("+")) <= set(tg.COUNTS)
+            assert parts_known and denominator in tg.COUNTS, metric
             assert (kind, unit) == ("share", "percent"), metric
         else:
             assert metric in tg.COUNTS, metric
@@ -348,3 +350,22 @@ def test_leaving_at_18_is_by_age_and_other_is_the_under_18_rest(targets: pd.Data
         assert under_18 + aged18 == total
         uasc = published(level, code, "Unaccompanied asylum-seeking children", "Unaccompanied asylum-seeking children")
         assert t.at["care_ceased.uasc/care_ceased", "published"] == pytest.approx(100 * uasc / total, abs=1e-4)
+
+
+@needs_shared
+@pytest.mark.parametrize("year", [2021, 2024])
+def test_care_starts_by_legal_status_are_dfes(targets: pd.DataFrame, year: int) -> None:
+    """England's starts on interim care orders, and the share starting on a full care order
+    or a placement order (the model's starts at a final order), are DfE's starts by legal
+    status, against the raw table."""
+    raw = pd.read_csv(SHARED / "dfe" / bi.STARTS, dtype=str, keep_default_na=False)
+    raw = raw[(raw["time_period"] == str(year)) & (raw["geographic_level"] == "National")
+              & (raw["cla_group"] == "Legal status")].set_index("characteristic")["number"]
+    number = pd.to_numeric(raw, errors="coerce")
+    t = targets[(targets["year"] == year) & (targets["geography"] == "England")].set_index("metric")
+    assert t.at["care_starts.interim_care_order", "published"] == number["Interim care order"]
+    final = number["Full care order"] + number["Placement order granted"]
+    assert t.at[f"{tg.FINAL_ORDER_STARTS}/care_starts", "published"] == pytest.approx(
+        100 * final / number["Total"], abs=1e-3)
+    assert t.at["care_starts.interim_care_order/care_starts", "published"] == pytest.approx(
+        100 * number["Interim care order"] / number["Total"], abs=1e-3)

@@ -662,6 +662,10 @@ class Simulation:
             at = band == b
             if at.any():
                 self.rec.flow(f"care_starts.age_{name}", t[at], k.la[idx][at])
+        for name, j in LEGAL_INDEX.items():
+            at = legal == j
+            if at.any():
+                self.rec.flow(f"care_starts.{name}", t[at], k.la[idx][at])
         u = self._u("placement", idx, k.cep[idx])
         pref = np.minimum((u[:, None] > self.mix_cum[band]).sum(axis=1), len(PLACEMENTS) - 1)
         k.pref[idx] = pref
@@ -902,7 +906,8 @@ class Simulation:
         age = (t - k.birth[idx]) / DAYS_PER_YEAR
         own_band = age_band(age)
         band = age_band(_youngest_in_family(k.fam[idx], age)) if family else own_band
-        hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx]], axis=1)
+        hist = np.stack([k.prior_care[idx], k.prior_cpp[idx], k.nref[idx] > 1, k.uasc[idx],
+                         ~k.in_care[idx]], axis=1)
         t_stay = t if elapsed is None else t - elapsed
         year = self._financial_year(t_stay) if r.trends else None
         sched = self._effect_schedule(r, idx, t_stay, family)

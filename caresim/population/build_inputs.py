@@ -146,8 +146,10 @@ AGE_LABELS = ("Under 1 year", "1 to 4 years", "5 to 9 years", "10 to 15 years", 
 AGE_TEXT = ("under 1", "1 to 4", "5 to 9", "10 to 15", "16 and over")
 
 STARTS_EMERGENCY = cat("Legal status", "Police protection in LA accommodation", "Emergency protection order")
+STARTS_FINAL_ORDER = cat("Legal status", "Full care order", "Placement order granted")
 STARTS_NAMED_LEGAL = (
     cat("Legal status", "Voluntary agreement under S20", "Interim care order") + STARTS_EMERGENCY
+    + STARTS_FINAL_ORDER
 )
 STOCK_NAMED_LEGAL = cat(
     "Legal status", "Full care order", "Interim care order", "Placement order granted",
@@ -262,12 +264,15 @@ def column_specs() -> list[ColumnSpec]:
                    STARTS, cat("Legal status", "Interim care order"), denominator="cla_starts"),
         ColumnSpec("cla_starts_emergency", "children", "CLA starts under police protection or an EPO",
                    STARTS, STARTS_EMERGENCY, denominator="cla_starts"),
+        ColumnSpec("cla_starts_final_order", "children",
+                   "CLA starts under a full care order or a placement order",
+                   STARTS, STARTS_FINAL_ORDER, denominator="cla_starts"),
         ColumnSpec("cla_starts_other_legal", "children",
-                   "CLA starts under any other legal status (total minus s20, ICO, police protection, EPO)",
+                   "CLA starts under any other legal status (total minus s20, ICO, police protection, EPO, "
+                   "full care order, placement order)",
                    STARTS, STARTS_NAMED_LEGAL, kind="remainder", total="Legal status / Total",
                    denominator="cla_starts",
-                   note="Full care order, placement order, child assessment order, PACE, remand, "
-                        "youth rehabilitation order."),
+                   note="Child assessment order, PACE, remand, youth rehabilitation order."),
         ColumnSpec("cla_starts_taken_into_care", "children",
                    "CLA starts 'taken into care' (under an order, police protection or EPO)",
                    STARTS, cat("Taken into care", "All children taken into care"), denominator="cla_starts"),
@@ -387,7 +392,8 @@ LA_VALUE_COLUMNS = [
     "cpp_starts", "cpp_subsequent_pct",
     "cpp_at31", "cpp_at31_le3m", "cpp_at31_3to6m", "cpp_at31_6to12m", "cpp_at31_1to2y", "cpp_at31_2yplus",
     "cla_starts", "cla_ceased", "cla_at31",
-    "cla_starts_s20", "cla_starts_ico", "cla_starts_emergency", "cla_starts_other_legal",
+    "cla_starts_s20", "cla_starts_ico", "cla_starts_emergency", "cla_starts_final_order",
+    "cla_starts_other_legal",
     "cla_starts_taken_into_care", "cla_starts_uasc",
     *[f"cla_starts_age_{b}" for b in AGE_BANDS],
     "cla_at31_kinship_foster", "cla_at31_foster", "cla_at31_residential", "cla_at31_supported",

@@ -51,6 +51,8 @@ REASONS = {"returned_home": "ceased_returned_home", "special_guardianship": "cea
            "child_arrangements": "ceased_cao", "adopted": "ceased_adopted", "left_care": "ceased_age18",
            "other": "ceased_other"}
 
+# Starts on a full care order or a placement order (the model's two final orders), summed.
+FINAL_ORDER_STARTS = "care_starts.care_order+care_starts.placement_order"
 # Count metric -> (kind, unit, la_inputs column or None if not from the DfE tables).
 COUNTS: dict[str, tuple[str, str, str | None]] = {
     "referrals": ("flow", "referrals", "referrals"),
@@ -65,6 +67,11 @@ COUNTS: dict[str, tuple[str, str, str | None]] = {
     "care_starts": ("flow", "children", "cla_starts"),
     "care_starts.uasc": ("flow", "children", "cla_starts_uasc"),
     **{f"care_starts.age_{a}": ("flow", "children", f"cla_starts_age_{b}") for a, b in START_AGES.items()},
+    # by legal status on starting: DfE's interim care orders, and its full care orders and
+    # placement orders together (starts at a final order); the model's s20 status also holds
+    # police protection and EPOs, so s20 is left as the rest
+    "care_starts.interim_care_order": ("flow", "children", "cla_starts_ico"),
+    FINAL_ORDER_STARTS: ("flow", "children", "cla_starts_final_order"),
     "care_ceased": ("flow", "children", "cla_ceased"),
     **{f"care_ceased.{r}": ("flow", "children", c) for r, c in REASONS.items()},
     **{f"care_ceased.age_{a}": ("flow", "children", f"ceased_age_{b}") for a, b in CEASED_AGES.items()},
@@ -96,6 +103,8 @@ DFE_SHARES: tuple[tuple[str, str], ...] = (
     ("looked_after.uasc", "looked_after"),
     ("care_starts.uasc", "care_starts"),
     *[(f"care_starts.age_{a}", "care_starts") for a in START_AGES],
+    ("care_starts.interim_care_order", "care_starts"),
+    (FINAL_ORDER_STARTS, "care_starts"),
     *[(f"care_ceased.{r}", "care_ceased") for r in REASONS],
     *[(f"care_ceased.age_{a}", "care_ceased") for a in CEASED_AGES],
     ("care_ceased.uasc", "care_ceased"),
@@ -416,11 +425,12 @@ def national_regional(inputs: Inputs) -> pd.DataFrame:
 
 def dfe_extra_counts(inputs: Inputs) -> list[dict]:
     """England counts that history.csv does not carry: CPP length bands, second or subsequent
-    plans, care starts by age, care leavers by age and UASC care leavers."""
+    plans, care starts by age and on interim care orders, care leavers by age and UASC care
+    leavers."""
     rows = []
     values = national_regional(inputs)
     for metric in ("cpp_starts.subsequent", *[f"child_protection_plan.{b}" for b in CPP_BANDS],
-                   *[f"care_starts.age_{a}" for a in START_AGES],
+                   *[f"care_starts.age_{a}" for a in START_AGES], "care_starts.interim_care_order",
                    *[f"care_ceased.age_{a}" for a in CEASED_AGES], "care_ceased.uasc"):
         kind, _, column = COUNTS[metric]
         spec = inputs.specs[column]

@@ -218,6 +218,13 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                "unaccompanied asylum-seeking children (each start counted)."),
     MetricInfo("care_starts.uasc", "flow", _C,
                "Unaccompanied asylum-seeking children starting to be looked after in the year."),
+    MetricFamily("care_starts.<legal_status>", "care_starts.", "<legal_status>",
+                 LEGAL_STATUSES, _LEGAL_STATUS_TEXT, "flow", _C,
+                 "Children starting a period of care in the year who were {text} on starting "
+                 "(s20 includes the emergency routes, police protection and EPOs, which the "
+                 "model does not separate; care and placement orders are starts at a final "
+                 "order of a child not in care during the proceedings).",
+                 "Care starts in the year by legal status on starting."),
     MetricFamily("care_starts.age_<band>", "care_starts.age_", "<band>", START_AGE_BANDS,
                  _START_AGE_TEXT, "flow", _C,
                  "Children starting a period of care in the year aged {text} (DfE's age on starting).",

@@ -75,7 +75,10 @@ LaIndex = Literal["cpp_index", "care_entry_index", "cla_duration_index", "cin_du
 #: LA indices derived from the calibration table (1 = England), see caresim.population.local
 LA_INDICES: tuple[str, ...] = get_args(LaIndex)
 
-HistoryFlag = Literal["prior_care", "prior_cpp", "rereferral", "uasc"]
+#: a child's flags when a stay starts: looked after before, on a plan before, referred more
+#: than once, unaccompanied asylum-seeking, and not looked after now (`at_home`: within care
+#: proceedings, a child not in interim care)
+HistoryFlag = Literal["prior_care", "prior_cpp", "rereferral", "uasc", "at_home"]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 #: "A->B": a named transition between two canonical states
@@ -194,7 +197,9 @@ class Exit(Provenance):
     `p` is the probability that a stay ends by this exit (for a child with no modifiers);
     `rest` takes what the other exits leave. `age_multiplier` and `history_multiplier`
     scale this exit's weight for children in an age band or with a history flag (the
-    weights are then renormalised), so destinations can depend on the child.
+    weights are then renormalised), so destinations can depend on the child: e.g. a court's
+    final order with `history_multiplier: {at_home: 0.05}` is made for a child who was not in
+    interim care at a twentieth of the rate.
     """
 
     to: StateName
