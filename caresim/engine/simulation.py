@@ -544,8 +544,8 @@ class Simulation:
         dest = np.where(home, S["child_in_need"], dest).astype(np.int8)
 
         # -- leaving care
-        stays_in_care = (dest == S["looked_after"]) | ((dest == S["proceedings"]) & was_in_care)
-        ceased = was_in_care & ~stays_in_care
+        ceased = self._leaving_care(idx, dest)
+        stays_in_care = was_in_care & ~ceased
         if ceased.any():
             ci = idx[ceased]
             self._accrue_costs(ci, t[ceased])
@@ -644,6 +644,12 @@ class Simulation:
             self._next(idx[nxt], t[nxt])
         if self._waits:
             self._settle_waits()
+
+    def _leaving_care(self, idx: np.ndarray, dest: np.ndarray) -> np.ndarray:
+        """Which of children `idx`, moving to states `dest`, leave care by the move: those in
+        care going anywhere but `looked_after` or (in interim care) into proceedings."""
+        was = self.kids.in_care[idx]
+        return was & ~((dest == S["looked_after"]) | ((dest == S["proceedings"]) & was))
 
     def _start_care(self, idx: np.ndarray, t: np.ndarray, legal: np.ndarray) -> None:
         k = self.kids
