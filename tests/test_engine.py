@@ -169,6 +169,16 @@ def test_a_child_at_home_in_proceedings_gets_final_orders_at_the_multipliers_rat
         assert abs(share - order1[care1].mean()) < 4 * se + 4 * np.sqrt(0.57 * 0.43 / care1.sum()), share
 
 
+def test_looked_after_by_age_adds_up_to_the_stock(audited):
+    """looked_after.age_<band> (DfE's age groups at 31 March) partition the looked-after
+    stock, LA by LA and year by year, with children in more than one band."""
+    rec, _ = audited
+    stock = _wide(rec, "looked_after")
+    bands = [_wide(rec, f"looked_after.age_{b}").reindex_like(stock).fillna(0.0) for b in START_AGE_BANDS]
+    np.testing.assert_allclose(sum(bands).to_numpy(), stock.to_numpy(), rtol=1e-12, atol=1e-9)
+    assert sum(b.to_numpy().sum() > 0 for b in bands) >= 3
+
+
 def test_care_starts_by_legal_status_add_up_to_all_starts(audited):
     """care_starts.<legal_status> partition the year's care starts, LA by LA, and the run
     has starts under s20 and on interim care orders."""

@@ -369,3 +369,15 @@ def test_care_starts_by_legal_status_are_dfes(targets: pd.DataFrame, year: int) 
         100 * final / number["Total"], abs=1e-3)
     assert t.at["care_starts.interim_care_order/care_starts", "published"] == pytest.approx(
         100 * number["Interim care order"] / number["Total"], abs=1e-3)
+
+
+def test_looked_after_by_age_partitions_the_stock(targets: pd.DataFrame) -> None:
+    """England's children looked after by age group at 31 March (DfE's, 16 and over as the
+    model's 16-17) add up to the looked-after stock, every year they are published."""
+    england = targets[targets["geography"] == "England"]
+    ages = england[england["metric"].isin([f"looked_after.age_{a}" for a in tg.START_AGES])]
+    assert set(ages["year"]) == {2021, 2022, 2023, 2024}
+    for year, rows in ages.groupby("year"):
+        assert len(rows) == 5
+        total = _one(targets, "looked_after", year)["published"]
+        assert rows["published"].sum() == pytest.approx(total, abs=1.0), year

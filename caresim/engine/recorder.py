@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from caresim.pathway.compiled import LEGAL_INDEX, STATE_INDEX
-from caresim.results.metrics import QUARTERS
+from caresim.pathway.compiled import DAYS_PER_YEAR, LEGAL_INDEX, STATE_INDEX, age_band
+from caresim.results.metrics import QUARTERS, START_AGE_BANDS
 from caresim.scenario.model import LEGAL_STATUSES, PLACEMENTS, STATES
 
 if TYPE_CHECKING:
@@ -116,6 +116,9 @@ class Recorder:
         for ls in LEGAL_STATUSES:
             self.stocks[f"looked_after.{ls}"][k] = count(in_care & (kids.legal[:n] == LEGAL_INDEX[ls]))
         self.stocks["looked_after.uasc"][k] = count(in_care & kids.uasc[:n])
+        band = age_band((t - kids.birth[:n]) / DAYS_PER_YEAR)
+        for b, name in enumerate(START_AGE_BANDS):
+            self.stocks[f"looked_after.age_{name}"][k] = count(in_care & (band == b))
         self.stocks["child_in_need"][k] = count(np.isin(state, DFE_CIN))
         # CPPs at 31 March by time on the plan (DfE's bands)
         on_plan = state == S["child_protection_plan"]

@@ -71,6 +71,8 @@ COUNTS: dict[str, tuple[str, str, str | None]] = {
     # placement orders together (starts at a final order); the model's s20 status also holds
     # police protection and EPOs, so s20 is left as the rest
     "care_starts.interim_care_order": ("flow", "children", "cla_starts_ico"),
+    # looked after at 31 March by age: DfE's age groups (16 and over is the model's 16-17)
+    **{f"looked_after.age_{a}": ("stock", "children", f"cla_at31_age_{b}") for a, b in START_AGES.items()},
     FINAL_ORDER_STARTS: ("flow", "children", "cla_starts_final_order"),
     "care_ceased": ("flow", "children", "cla_ceased"),
     **{f"care_ceased.{r}": ("flow", "children", c) for r, c in REASONS.items()},
@@ -103,6 +105,7 @@ DFE_SHARES: tuple[tuple[str, str], ...] = (
     ("looked_after.uasc", "looked_after"),
     ("care_starts.uasc", "care_starts"),
     *[(f"care_starts.age_{a}", "care_starts") for a in START_AGES],
+    *[(f"looked_after.age_{a}", "looked_after") for a in START_AGES],
     ("care_starts.interim_care_order", "care_starts"),
     (FINAL_ORDER_STARTS, "care_starts"),
     *[(f"care_ceased.{r}", "care_ceased") for r in REASONS],
@@ -425,12 +428,13 @@ def national_regional(inputs: Inputs) -> pd.DataFrame:
 
 def dfe_extra_counts(inputs: Inputs) -> list[dict]:
     """England counts that history.csv does not carry: CPP length bands, second or subsequent
-    plans, care starts by age and on interim care orders, care leavers by age and UASC care
-    leavers."""
+    plans, care starts by age and on interim care orders, children looked after by age, care
+    leavers by age and UASC care leavers."""
     rows = []
     values = national_regional(inputs)
     for metric in ("cpp_starts.subsequent", *[f"child_protection_plan.{b}" for b in CPP_BANDS],
                    *[f"care_starts.age_{a}" for a in START_AGES], "care_starts.interim_care_order",
+                   *[f"looked_after.age_{a}" for a in START_AGES],
                    *[f"care_ceased.age_{a}" for a in CEASED_AGES], "care_ceased.uasc"):
         kind, _, column = COUNTS[metric]
         spec = inputs.specs[column]

@@ -152,6 +152,11 @@ _ENTRIES: tuple[MetricInfo | MetricFamily, ...] = (
                  LEGAL_STATUSES, _LEGAL_STATUS_TEXT, "stock", _C,
                  "Children looked after at 31 March who were {text}.",
                  "Children looked after at 31 March by legal status."),
+    MetricFamily("looked_after.age_<band>", "looked_after.age_", "<band>", START_AGE_BANDS,
+                 _START_AGE_TEXT, "stock", _C,
+                 "Children looked after at 31 March aged {text} (DfE's age groups; 16 or 17 is "
+                 "DfE's 16 and over).",
+                 "Children looked after at 31 March by age (DfE's age groups)."),
     MetricInfo("looked_after.uasc", "stock", _C,
                "Unaccompanied asylum-seeking children looked after at 31 March."),
     MetricInfo("looked_after.foster", "stock", _C,
