@@ -10,8 +10,9 @@ from caresim.results.metrics import START_AGE_BANDS
 def test_leavers_tables_add_up_to_the_recorded_flows(tiny, la_inputs):
     """Every period of care that ends is in the tables once: by age band on ceasing they
     are the run's care_ceased.age_<band> (under 18) and care_ceased.left_care (18), by
-    reason its care_ceased.<reason>, in total its care_ceased; and the times in care known
-    (periods begun in the run) are positive and no longer than the run."""
+    reason its care_ceased.<reason>, in total its care_ceased; the times in care known
+    (periods begun in the run) are positive and no longer than the run; and the short-stay
+    shares are of all the last year's leavers."""
     out = leavers(tiny.scenario, la_inputs, seed=4, scale=0.5, years=tiny.scenario.years)
     rec = out.records
     flow = rec.groupby("metric").value.sum()
@@ -25,5 +26,9 @@ def test_leavers_tables_add_up_to_the_recorded_flows(tiny, la_inputs):
     assert by_age.sum() == pytest.approx(flow["care_ceased"]) and list(by_age.index) == list(AGE_LABELS)
     days = out.ends["days"].dropna()
     assert days.size > 50 and (days > 0).all() and days.max() <= out.years * 365.25
+    # the shares are of the last year's leavers, whose unknown starts are over a year ago
     under_2w, under_1y, n = out.short_stay_shares()
-    assert n == days.size and 0 <= under_2w <= under_1y <= 1
+    last = out.ends[out.ends["t"] >= (out.years - 1) * 365.25]
+    assert n == len(last) and n > 20
+    assert under_1y == pytest.approx((last["days"] < 365.25).sum() / n)
+    assert 0 <= under_2w <= under_1y < 1

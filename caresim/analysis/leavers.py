@@ -10,9 +10,9 @@ that ends:
         [--years 3] [--scale 0.1] [--seed 1]
 
 It prints leavers a year (counts scaled back up) by age band on ceasing and reason, and by
-age band and legal status at the end, and the share of leavers whose period of care
-lasted under 2 weeks and under a year (published for 2012-13: 11% and 46%, R102, a
-secondary source), of those whose period began during the run.
+age band and legal status at the end, and the share of the last year's leavers whose
+period of care lasted under 2 weeks and under a year (published for 2012-13: 11% and 46%,
+R102, a secondary source).
 """
 
 from __future__ import annotations
@@ -77,10 +77,16 @@ class Leavers:
         return table / (self.years * self.scale)
 
     def short_stay_shares(self) -> tuple[float, float, int]:
-        """Shares of leavers in care under 2 weeks and under a year, of those whose period
-        began in the run (the starting stock's began before it), and their number."""
-        known = self.ends["days"].dropna()
-        return float((known < 14).mean()), float((known < DAYS_PER_YEAR).mean()), int(known.size)
+        """Shares of the leavers of the run's last year who had been in care under 2 weeks
+        and under a year, and their number. A period begun before the run (the starting
+        stock's) had lasted over a year by then if the run is 2 years or longer, so the
+        shares are of all the year's leavers, not only of those whose start is known
+        (those alone would leave out every long stay)."""
+        if self.years < 2:
+            raise ValueError("the shares need a run of 2 years or more")
+        last = self.ends[self.ends["t"] >= (self.years - 1) * DAYS_PER_YEAR]
+        days = last["days"]  # NaN: begun before the run, over a year ago
+        return float((days < 14).mean()), float((days < DAYS_PER_YEAR).mean()), len(last)
 
 
 def leavers(scenario: Scenario, la_inputs: pd.DataFrame, seed: int = 1, scale: float = 0.1,
@@ -116,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nby age on ceasing and {by}:")
         print(table.round(0).astype(int).to_string())
     under_2w, under_1y, n = out.short_stay_shares()
-    print(f"\nin care under 2 weeks: {under_2w:.1%}; under a year: {under_1y:.1%} "
-          f"(of {n:,} leavers whose period of care began in the run; 2012-13: 11% and 46%, R102)")
+    print(f"\nleavers of the run's last year in care under 2 weeks: {under_2w:.1%}; under a year: "
+          f"{under_1y:.1%} (of {n:,} simulated; 2012-13: 11% and 46%, R102)")
 
 
 if __name__ == "__main__":
