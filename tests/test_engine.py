@@ -169,28 +169,6 @@ def test_a_child_at_home_in_proceedings_gets_final_orders_at_the_multipliers_rat
         assert abs(share - order1[care1].mean()) < 4 * se + 4 * np.sqrt(0.57 * 0.43 / care1.sum()), share
 
 
-def test_looked_after_by_age_adds_up_to_the_stock(audited):
-    """looked_after.age_<band> (DfE's age groups at 31 March) partition the looked-after
-    stock, LA by LA and year by year, with children in more than one band."""
-    rec, _ = audited
-    stock = _wide(rec, "looked_after")
-    bands = [_wide(rec, f"looked_after.age_{b}").reindex_like(stock).fillna(0.0) for b in START_AGE_BANDS]
-    np.testing.assert_allclose(sum(bands).to_numpy(), stock.to_numpy(), rtol=1e-12, atol=1e-9)
-    assert sum(b.to_numpy().sum() > 0 for b in bands) >= 3
-
-
-def test_care_starts_by_legal_status_add_up_to_all_starts(audited):
-    """care_starts.<legal_status> partition the year's care starts, LA by LA, and the run
-    has starts under s20 and on interim care orders."""
-    from caresim.scenario.model import LEGAL_STATUSES
-
-    rec, _ = audited
-    year = _wide(rec, "care_starts")
-    parts = {s: _wide(rec, f"care_starts.{s}").reindex_like(year).fillna(0.0) for s in LEGAL_STATUSES}
-    np.testing.assert_allclose(sum(parts.values()).to_numpy(), year.to_numpy(), rtol=1e-12, atol=1e-9)
-    assert parts["s20"].to_numpy().sum() > 0 and parts["interim_care_order"].to_numpy().sum() > 0
-
-
 def test_each_child_in_one_valid_state_and_none_over_18(audited):
     rec, sim = audited
     assert rec[rec.metric == "audit.invalid_state"].value.sum() == 0
@@ -252,16 +230,23 @@ def test_tight_court_lengthens_proceedings(tiny, la_inputs):
     assert s_tight < s_ample
 
 
-def test_care_starts_by_age_add_up_to_all_starts(audited):
-    """care_starts.age_<band> (DfE's age on starting) partition the year's care starts,
-    LA by LA, and the run has starts in more than one band."""
-    from caresim.results.metrics import START_AGE_BANDS
-
+@pytest.mark.parametrize("total, prefix, members, nonzero", [
+    # DfE's age on starting
+    ("care_starts", "care_starts.age_", START_AGE_BANDS, ("under_1", "1_4", "10_15")),
+    # legal status on starting (s20 includes the emergency routes)
+    ("care_starts", "care_starts.", tuple(LEGAL_INDEX), ("s20", "interim_care_order")),
+    # DfE's age groups at 31 March
+    ("looked_after", "looked_after.age_", START_AGE_BANDS, ("1_4", "10_15", "16_17")),
+])
+def test_a_breakdown_partitions_its_total(audited, total, prefix, members, nonzero):
+    """The members of a breakdown (care starts by age and by legal status, the looked-after
+    stock by age) add up to its total, LA by LA and year by year, and the run has children
+    in the members listed as `nonzero`."""
     rec, _ = audited
-    year = _wide(rec, "care_starts")
-    bands = [_wide(rec, f"care_starts.age_{b}").reindex_like(year).fillna(0.0) for b in START_AGE_BANDS]
-    np.testing.assert_allclose(sum(bands).to_numpy(), year.to_numpy(), rtol=1e-12, atol=1e-9)
-    assert sum(b.to_numpy().sum() > 0 for b in bands) >= 3
+    whole = _wide(rec, total)
+    parts = {m: _wide(rec, f"{prefix}{m}").reindex_like(whole).fillna(0.0) for m in members}
+    np.testing.assert_allclose(sum(parts.values()).to_numpy(), whole.to_numpy(), rtol=1e-12, atol=1e-9)
+    assert all(parts[m].to_numpy().sum() > 0 for m in nonzero), {m: parts[m].to_numpy().sum() for m in nonzero}
 
 
 def test_court_flows_by_quarter_add_up_to_the_year(audited):

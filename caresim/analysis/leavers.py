@@ -17,18 +17,15 @@ R102, a secondary source).
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from caresim.analysis.one_run import one_run_arguments
 from caresim.engine.simulation import CEASED_REASON, DAYS_PER_YEAR, S, Simulation
 from caresim.pathway.compiled import LEGAL_INDEX, age_band
 from caresim.results.metrics import START_AGE_BANDS
-from caresim.runner.pipeline import prepare
-from caresim.scenario.loader import load_scenario
 from caresim.scenario.model import Scenario
 
 LEGAL_NAMES = {v: k for k, v in LEGAL_INDEX.items()}
@@ -107,14 +104,8 @@ def leavers(scenario: Scenario, la_inputs: pd.DataFrame, seed: int = 1, scale: f
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
-    ap.add_argument("--years", type=int, default=3)
-    ap.add_argument("--scale", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args(argv)
-    loaded = load_scenario(a.scenario)
-    out = leavers(loaded.scenario, prepare(loaded).la_inputs, a.seed, a.scale, a.years)
+    a, scenario, la_inputs = one_run_arguments(__doc__.splitlines()[0], argv)
+    out = leavers(scenario, la_inputs, a.seed, a.scale, a.years)
     print(f"care leavers a year, {a.years} years at scale {a.scale:g}, seed {a.seed}")
     for by in ("reason", "legal"):
         table = out.per_year(by)

@@ -16,16 +16,13 @@ need. Plans of the starting stock (already in progress) are not counted.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from caresim.analysis.one_run import one_run_arguments
 from caresim.engine.simulation import DAYS_PER_YEAR, S, Simulation, _youngest_in_family
-from caresim.runner.pipeline import prepare
-from caresim.scenario.loader import load_scenario
 from caresim.scenario.model import Scenario
 
 
@@ -74,14 +71,8 @@ def plan_pace(scenario: Scenario, la_inputs: pd.DataFrame, seed: int = 1,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenario", type=Path, default=Path("scenarios/baseline.yaml"))
-    ap.add_argument("--years", type=int, default=3)
-    ap.add_argument("--scale", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args(argv)
-    loaded = load_scenario(a.scenario)
-    p = plan_pace(loaded.scenario, prepare(loaded).la_inputs, a.seed, a.scale, a.years)
+    a, scenario, la_inputs = one_run_arguments(__doc__.splitlines()[0], argv)
+    p = plan_pace(scenario, la_inputs, a.seed, a.scale, a.years)
     n = len(p.plans)
     se = np.sqrt(p.baby_paced_share * (1 - p.baby_paced_share) / n)
     print(f"plans started: {n:,} ({a.years} years at scale {a.scale:g}, seed {a.seed})")
