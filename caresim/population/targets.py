@@ -71,9 +71,9 @@ COUNTS: dict[str, tuple[str, str, str | None]] = {
     # placement orders together (starts at a final order); the model's s20 status also holds
     # police protection and EPOs, so s20 is left as the rest
     "care_starts.interim_care_order": ("flow", "children", "cla_starts_ico"),
+    FINAL_ORDER_STARTS: ("flow", "children", "cla_starts_final_order"),
     # looked after at 31 March by age: DfE's age groups (16 and over is the model's 16-17)
     **{f"looked_after.age_{a}": ("stock", "children", f"cla_at31_age_{b}") for a, b in START_AGES.items()},
-    FINAL_ORDER_STARTS: ("flow", "children", "cla_starts_final_order"),
     "care_ceased": ("flow", "children", "cla_ceased"),
     **{f"care_ceased.{r}": ("flow", "children", c) for r, c in REASONS.items()},
     **{f"care_ceased.age_{a}": ("flow", "children", f"ceased_age_{b}") for a, b in CEASED_AGES.items()},
